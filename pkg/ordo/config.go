@@ -1,0 +1,339 @@
+package ordo
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Ordering says which records of a partition may run concurrently.
+type Ordering int
+
+const (
+	// OrderKey (the default) runs records of one key one at a time, in
+	// offset order, and records of different keys in parallel. Records
+	// without a key are independent of each other.
+	OrderKey Ordering = iota
+	// OrderPartition runs the records of a partition one at a time, in
+	// offset order: Kafka's classic consumer semantics.
+	OrderPartition
+	// OrderUnordered runs any records in parallel. Commits are still never
+	// past an unfinished record.
+	OrderUnordered
+)
+
+func (o Ordering) String() string {
+	switch o {
+	case OrderKey:
+		return "key"
+	case OrderPartition:
+		return "partition"
+	case OrderUnordered:
+		return "unordered"
+	}
+	return fmt.Sprintf("Ordering(%d)", int(o))
+}
+
+// ParseOrdering parses "key", "partition" or "unordered".
+func ParseOrdering(s string) (Ordering, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "key", "":
+		return OrderKey, nil
+	case "partition":
+		return OrderPartition, nil
+	case "unordered":
+		return OrderUnordered, nil
+	}
+	return 0, fmt.Errorf("ordering must be one of key, partition, unordered; got %q", s)
+}
+
+// RetryPolicy says how a failing record is retried in place before it is
+// dead-lettered. While a record waits for its retry, its key is blocked and
+// every other key keeps running; no worker sleeps.
+type RetryPolicy struct {
+	// MaxAttempts is the number of processor calls a record gets, the first
+	// included, before it is dead-lettered. Default 5.
+	MaxAttempts int
+	// InitialBackoff is the delay before the first retry; each further
+	// retry doubles it, up to MaxBackoff, with jitter. Default 100ms.
+	InitialBackoff time.Duration
+	// MaxBackoff caps the backoff. Default 10s.
+	MaxBackoff time.Duration
+	// HoldDelay is the delay before a record that returned a Hold error is
+	// tried again. Default 1s.
+	HoldDelay time.Duration
+}
+
+// backoff returns the un-jittered delay after the given failed attempt
+// (1-based): InitialBackoff * 2^(attempt-1), capped at MaxBackoff.
+func (rp RetryPolicy) backoff(attempt int) time.Duration {
+	if attempt < 1 {
+		attempt = 1
+	}
+	exp := math.Pow(2, float64(attempt-1))
+	d := float64(rp.InitialBackoff) * exp
+	if d > float64(rp.MaxBackoff) || math.IsInf(d, 0) {
+		return rp.MaxBackoff
+	}
+	return time.Duration(d)
+}
+
+// Config configures a Consumer. The zero value of every field but Brokers,
+// Group, Topics and Processor means "use the default" stated on the field.
+type Config struct {
+	// Brokers are the seed brokers, host:port. Required.
+	Brokers []string
+	// Group is the consumer group. Required.
+	Group string
+	// Topics are the topics to consume. Required.
+	Topics []string
+	// Processor handles each record. Required.
+	Processor Processor
+	// Middleware wraps Processor; Middleware[0] is outermost. Ordo itself
+	// always installs Recover outside of them.
+	Middleware []Middleware
+	// ProcessorName names the processor in the ordo-processor header of
+	// dead-lettered records and in logs. Default "processor".
+	ProcessorName string
+
+	// Ordering is the ordering mode. Default OrderKey.
+	Ordering Ordering
+	// WorkersPerPartition bounds the concurrent processor calls of one
+	// partition. Default 16. OrderPartition always runs one at a time.
+	WorkersPerPartition int
+	// MaxWorkers bounds the concurrent processor calls of the whole
+	// consumer, across partitions. Default 256.
+	MaxWorkers int
+
+	// MaxInFlightPerPartition is the most unfinished records (received but
+	// not yet committed-safe) a partition may hold before its fetching is
+	// paused. Default 10000.
+	MaxInFlightPerPartition int
+	// MaxInFlightBytesPerPartition is the same bound in bytes of key and
+	// value. Default 16 MiB.
+	MaxInFlightBytesPerPartition int64
+	// MaxInFlight bounds unfinished records across all partitions. Default
+	// 100000.
+	MaxInFlight int
+	// MaxInFlightBytes bounds their bytes. Default 256 MiB.
+	MaxInFlightBytes int64
+
+	// ProcessTimeout bounds one processor call through its context; an
+	// overrun counts as a failed attempt of class "timeout". Default 0: no
+	// per-call deadline (a context deadline costs about a microsecond per
+	// record; set one when the processor calls out over the network).
+	ProcessTimeout time.Duration
+	// Retry is the in-place retry policy. Defaults on its fields.
+	Retry RetryPolicy
+	// DLQTopic names the dead-letter topic of a source topic. Default
+	// "<topic>.dlq", as declared in topics/ and created by `ordo topics apply`.
+	DLQTopic func(topic string) string
+
+	// CommitInterval is how often each partition's watermark (its lowest
+	// unfinished offset) is committed. Default 1s. Ordo also commits on
+	// revoke and on stop.
+	CommitInterval time.Duration
+	// SessionTimeout is the group session timeout. Default 45s.
+	SessionTimeout time.Duration
+	// RebalanceTimeout is the group rebalance timeout. Default 60s.
+	RebalanceTimeout time.Duration
+	// RevokeTimeout bounds how long a revoked partition's in-flight records
+	// may take to finish before their contexts are canceled and the
+	// watermark is committed without them. It must be below
+	// RebalanceTimeout. Default 20s, or RebalanceTimeout/2 if that is less.
+	RevokeTimeout time.Duration
+	// MaxPollRecords bounds the records taken from the client per poll.
+	// Default 10000.
+	MaxPollRecords int
+
+	// Registerer receives Ordo's metrics. Default: a new registry owned by
+	// the consumer, returned by Consumer.Registry. Ordo never uses the
+	// global Prometheus registry.
+	Registerer prometheus.Registerer
+	// Logger receives the engine's logs. Default: discard.
+	Logger *slog.Logger
+	// Clock is the time source. Default: the wall clock.
+	Clock Clock
+	// OnCommit, if set, is called after each successful commit with what
+	// was committed. It is a seam for tests and for audit; it runs on the
+	// committing goroutine and must be quick.
+	OnCommit func(CommitEvent)
+	// KgoOpts are passed to kgo.NewClient after Ordo's own options, for
+	// TLS, SASL, client ID, fetch sizes and the rest of franz-go's knobs.
+	// Options that would break Ordo's guarantees (autocommit, group and
+	// topic selection, rebalance callbacks) are set by Ordo and must not be
+	// passed here.
+	KgoOpts []kgo.Opt
+}
+
+// CommitEvent describes one successful commit.
+type CommitEvent struct {
+	// Reason is "periodic", "revoke" or "stop".
+	Reason string
+	// Offsets are the committed offsets: for each partition, its lowest
+	// unfinished offset at the time of the commit.
+	Offsets map[string]map[int32]int64
+}
+
+// Defaults.
+const (
+	DefaultWorkersPerPartition          = 16
+	DefaultMaxWorkers                   = 256
+	DefaultMaxInFlightPerPartition      = 10000
+	DefaultMaxInFlightBytesPerPartition = 16 << 20
+	DefaultMaxInFlight                  = 100000
+	DefaultMaxInFlightBytes             = 256 << 20
+	DefaultMaxAttempts                  = 5
+	DefaultInitialBackoff               = 100 * time.Millisecond
+	DefaultMaxBackoff                   = 10 * time.Second
+	DefaultHoldDelay                    = time.Second
+	DefaultCommitInterval               = time.Second
+	DefaultSessionTimeout               = 45 * time.Second
+	DefaultRebalanceTimeout             = 60 * time.Second
+	DefaultRevokeTimeout                = 20 * time.Second
+	DefaultMaxPollRecords               = 10000
+	DefaultProcessorName                = "processor"
+)
+
+// withDefaults returns a copy of c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	setInt := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	setI64 := func(v *int64, d int64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	setDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if c.ProcessorName == "" {
+		c.ProcessorName = DefaultProcessorName
+	}
+	setInt(&c.WorkersPerPartition, DefaultWorkersPerPartition)
+	setInt(&c.MaxWorkers, DefaultMaxWorkers)
+	setInt(&c.MaxInFlightPerPartition, DefaultMaxInFlightPerPartition)
+	setI64(&c.MaxInFlightBytesPerPartition, DefaultMaxInFlightBytesPerPartition)
+	setInt(&c.MaxInFlight, DefaultMaxInFlight)
+	setI64(&c.MaxInFlightBytes, DefaultMaxInFlightBytes)
+	setInt(&c.Retry.MaxAttempts, DefaultMaxAttempts)
+	setDur(&c.Retry.InitialBackoff, DefaultInitialBackoff)
+	setDur(&c.Retry.MaxBackoff, DefaultMaxBackoff)
+	setDur(&c.Retry.HoldDelay, DefaultHoldDelay)
+	setDur(&c.CommitInterval, DefaultCommitInterval)
+	setDur(&c.SessionTimeout, DefaultSessionTimeout)
+	setDur(&c.RebalanceTimeout, DefaultRebalanceTimeout)
+	if c.RevokeTimeout == 0 {
+		c.RevokeTimeout = min(DefaultRevokeTimeout, c.RebalanceTimeout/2)
+	}
+	setInt(&c.MaxPollRecords, DefaultMaxPollRecords)
+	if c.DLQTopic == nil {
+		c.DLQTopic = func(topic string) string { return topic + ".dlq" }
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if c.Clock == nil {
+		c.Clock = wallClock{}
+	}
+	return c
+}
+
+// validate checks a defaulted config. Every error names the field.
+func (c Config) validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("ordo: Config.%s %s", field, fmt.Sprintf(format, args...)))
+	}
+	if len(c.Brokers) == 0 {
+		bad("Brokers", "is required (host:port of at least one seed broker)")
+	}
+	for i, b := range c.Brokers {
+		if strings.TrimSpace(b) == "" {
+			bad(fmt.Sprintf("Brokers[%d]", i), "is empty")
+		}
+	}
+	if c.Group == "" {
+		bad("Group", "is required")
+	}
+	if len(c.Topics) == 0 {
+		bad("Topics", "is required (at least one topic)")
+	}
+	seen := map[string]bool{}
+	for i, t := range c.Topics {
+		switch {
+		case t == "":
+			bad(fmt.Sprintf("Topics[%d]", i), "is empty")
+		case seen[t]:
+			bad(fmt.Sprintf("Topics[%d]", i), "repeats topic %q", t)
+		}
+		seen[t] = true
+	}
+	if c.Processor == nil {
+		bad("Processor", "is required")
+	}
+	for i, m := range c.Middleware {
+		if m == nil {
+			bad(fmt.Sprintf("Middleware[%d]", i), "is nil")
+		}
+	}
+	if c.Ordering < OrderKey || c.Ordering > OrderUnordered {
+		bad("Ordering", "must be OrderKey, OrderPartition or OrderUnordered, got %d", int(c.Ordering))
+	}
+	positive := func(field string, v int64) {
+		if v < 0 {
+			bad(field, "must be > 0, got %d", v)
+		}
+	}
+	positive("WorkersPerPartition", int64(c.WorkersPerPartition))
+	positive("MaxWorkers", int64(c.MaxWorkers))
+	positive("MaxInFlightPerPartition", int64(c.MaxInFlightPerPartition))
+	positive("MaxInFlightBytesPerPartition", c.MaxInFlightBytesPerPartition)
+	positive("MaxInFlight", int64(c.MaxInFlight))
+	positive("MaxInFlightBytes", c.MaxInFlightBytes)
+	positive("Retry.MaxAttempts", int64(c.Retry.MaxAttempts))
+	positive("MaxPollRecords", int64(c.MaxPollRecords))
+	durs := []struct {
+		name string
+		d    time.Duration
+	}{
+		{"ProcessTimeout", c.ProcessTimeout},
+		{"Retry.InitialBackoff", c.Retry.InitialBackoff},
+		{"Retry.MaxBackoff", c.Retry.MaxBackoff},
+		{"Retry.HoldDelay", c.Retry.HoldDelay},
+		{"CommitInterval", c.CommitInterval},
+		{"SessionTimeout", c.SessionTimeout},
+		{"RebalanceTimeout", c.RebalanceTimeout},
+		{"RevokeTimeout", c.RevokeTimeout},
+	}
+	for _, d := range durs {
+		if d.d < 0 {
+			bad(d.name, "must not be negative, got %s", d.d)
+		}
+	}
+	if c.Retry.MaxBackoff < c.Retry.InitialBackoff {
+		bad("Retry.MaxBackoff", "(%s) must be >= Retry.InitialBackoff (%s)", c.Retry.MaxBackoff, c.Retry.InitialBackoff)
+	}
+	if c.MaxInFlight < c.MaxInFlightPerPartition && c.MaxInFlight > 0 {
+		bad("MaxInFlight", "(%d) must be >= MaxInFlightPerPartition (%d)", c.MaxInFlight, c.MaxInFlightPerPartition)
+	}
+	if c.MaxInFlightBytes < c.MaxInFlightBytesPerPartition && c.MaxInFlightBytes > 0 {
+		bad("MaxInFlightBytes", "(%d) must be >= MaxInFlightBytesPerPartition (%d)", c.MaxInFlightBytes, c.MaxInFlightBytesPerPartition)
+	}
+	if c.RevokeTimeout >= c.RebalanceTimeout {
+		bad("RevokeTimeout", "(%s) must be below RebalanceTimeout (%s): the drain must finish before the group gives up on this member", c.RevokeTimeout, c.RebalanceTimeout)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,87 @@
+package ordo_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ordokafka/ordo/pkg/ordo"
+)
+
+// TestKeyOrderNoLossProperty runs many seeded scenarios: random key counts,
+// partitions, worker counts and processing times. Each must apply every
+// record exactly once (a single member, no failures), apply the records of
+// each key in offset order, and never run two records of a key at once.
+func TestKeyOrderNoLossProperty(t *testing.T) {
+	seeds := 12
+	if testing.Short() {
+		seeds = 4
+	}
+	for seed := range uint64(seeds) {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			t.Parallel()
+			rng := rand.New(rand.NewPCG(seed, 99))
+			parts := int32(1 + rng.IntN(6))
+			nkeys := 1 + rng.IntN(60)
+			n := 500 + rng.IntN(1500)
+			workers := 1 + rng.IntN(24)
+			maxDelay := time.Duration(rng.IntN(300)) * time.Microsecond
+
+			c := newCluster(t, parts, "t")
+			produce(t, c.ListenAddrs(), "t", n, nkeys, seed)
+			led := newLedger()
+			proc := ordo.ProcessorFunc(func(ctx context.Context, r *kgo.Record) error {
+				led.enter(r, true)
+				if maxDelay > 0 {
+					time.Sleep(time.Duration(rand.Int64N(int64(maxDelay))))
+				}
+				led.exit(r, true)
+				return nil
+			})
+			cfg := baseConfig(c.ListenAddrs(), "g", proc, "t")
+			cfg.WorkersPerPartition = workers
+			cons, err := ordo.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cons.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 60*time.Second, "all records", func() bool { return led.count() == n })
+			stop(t, cons)
+			checkLedger(t, led, n, true)
+		})
+	}
+}
+
+// checkLedger asserts no loss, per-key order and (if exact) exactly-once.
+func checkLedger(t *testing.T, led *ledger, n int, exact bool) {
+	t.Helper()
+	led.mu.Lock()
+	defer led.mu.Unlock()
+	for _, e := range led.errs {
+		t.Error(e)
+	}
+	if len(led.values) != n {
+		t.Errorf("applied %d distinct records, want %d", len(led.values), n)
+	}
+	if exact {
+		for v, k := range led.values {
+			if k != 1 {
+				t.Errorf("record %s applied %d times", v, k)
+			}
+		}
+	}
+	for k, seq := range led.byKey {
+		for i := 1; i < len(seq); i++ {
+			if seq[i].offset <= seq[i-1].offset {
+				t.Errorf("key %s: offset %d applied after %d", k, seq[i].offset, seq[i-1].offset)
+				break
+			}
+		}
+	}
+}

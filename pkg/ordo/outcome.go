@@ -1,0 +1,162 @@
+package ordo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrorClass names why a record failed. It is written to the
+// ordo-error-class header of dead-lettered records.
+type ErrorClass string
+
+// Error classes.
+const (
+	ClassRetryable ErrorClass = "retryable" // a plain error: retried, then dead-lettered
+	ClassPermanent ErrorClass = "permanent" // Permanent(err): dead-lettered at once
+	ClassPanic     ErrorClass = "panic"     // the processor panicked
+	ClassTimeout   ErrorClass = "timeout"   // the processor overran Config.ProcessTimeout
+)
+
+// permanentError marks an error that retrying cannot fix.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return "permanent: " + e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// Permanent wraps err to say that retrying the record cannot succeed (a
+// malformed payload, a violated invariant). The record goes to the
+// dead-letter topic at once, without retries. Permanent(nil) returns nil.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err: err}
+}
+
+// retryAfterError asks for a retry after a given delay.
+type retryAfterError struct {
+	delay time.Duration
+	err   error
+}
+
+func (e *retryAfterError) Error() string {
+	return fmt.Sprintf("retry after %s: %s", e.delay, e.err)
+}
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+// RetryAfter wraps err to ask that the record be retried no sooner than d
+// from now (for example when a downstream answered 429 with Retry-After). It
+// counts as an attempt like any other error. RetryAfter(d, nil) returns nil.
+func RetryAfter(d time.Duration, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &retryAfterError{delay: d, err: err}
+}
+
+// holdError asks to keep the record without spending an attempt.
+type holdError struct{ err error }
+
+func (e *holdError) Error() string { return "hold: " + e.err.Error() }
+func (e *holdError) Unwrap() error { return e.err }
+
+// Hold wraps err to say that the record is fine but cannot be processed now
+// (a downstream is known to be down, a circuit breaker is open). The record
+// keeps its place and its key stays blocked; it is tried again after
+// Config.Retry.HoldDelay and the attempt is not counted, so a held record
+// never reaches the dead-letter topic because of an outage. Hold(nil)
+// returns nil.
+func Hold(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &holdError{err: err}
+}
+
+// PanicError is the error a recovered processor panic becomes.
+type PanicError struct {
+	Value any    // the value passed to panic
+	Stack []byte // the goroutine's stack at the panic
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("processor panic: %v", e.Value) }
+
+// actionKind is what the lane does with a record after one processor call.
+type actionKind int
+
+const (
+	actDone  actionKind = iota // mark the record finished
+	actRetry                   // run it again after delay
+	actHold                    // run it again after delay, attempt not counted
+	actDLQ                     // produce it to the dead-letter topic, then finish it
+	actDrop                    // the lane is closing: leave the record unfinished
+)
+
+func (k actionKind) String() string {
+	switch k {
+	case actDone:
+		return "done"
+	case actRetry:
+		return "retry"
+	case actHold:
+		return "hold"
+	case actDLQ:
+		return "dlq"
+	case actDrop:
+		return "drop"
+	}
+	return "unknown"
+}
+
+type action struct {
+	kind  actionKind
+	delay time.Duration
+	class ErrorClass
+}
+
+// decide is the one place that maps a processor's result to what happens to
+// the record. attempt is the number of the call that just returned (1 for
+// the first). laneCtx is the lane's context: if it is done, the failure may
+// only be the cancellation, and the record is left unfinished for the next
+// owner instead of being retried or dead-lettered.
+func decide(laneCtx context.Context, err error, attempt int, rp RetryPolicy, jitter func(time.Duration) time.Duration) action {
+	if err == nil {
+		return action{kind: actDone}
+	}
+	if laneCtx.Err() != nil {
+		return action{kind: actDrop}
+	}
+	class := classify(err)
+	var hold *holdError
+	if errors.As(err, &hold) {
+		return action{kind: actHold, delay: rp.HoldDelay, class: ClassRetryable}
+	}
+	if class == ClassPermanent {
+		return action{kind: actDLQ, class: class}
+	}
+	if attempt >= rp.MaxAttempts {
+		return action{kind: actDLQ, class: class}
+	}
+	var ra *retryAfterError
+	if errors.As(err, &ra) {
+		return action{kind: actRetry, delay: ra.delay, class: class}
+	}
+	return action{kind: actRetry, delay: jitter(rp.backoff(attempt)), class: class}
+}
+
+// classify names the class of a processor error.
+func classify(err error) ErrorClass {
+	var perm *permanentError
+	var pe *PanicError
+	switch {
+	case errors.As(err, &perm):
+		return ClassPermanent
+	case errors.As(err, &pe):
+		return ClassPanic
+	case errors.Is(err, context.DeadlineExceeded):
+		return ClassTimeout
+	}
+	return ClassRetryable
+}

@@ -1,0 +1,83 @@
+package ordo
+
+import (
+	"context"
+	"runtime/debug"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Processor handles one record. It is Ordo's unit of user code, shaped like
+// net/http's Handler.
+//
+// Process returns nil when the record's effect is durably applied (an
+// idempotent write acknowledged by its store); only then may the record's
+// offset be committed. A non-nil error is retried with backoff and then
+// dead-lettered; wrap it with [Permanent] to skip the retries, [RetryAfter]
+// to choose the delay, or [Hold] to wait without spending an attempt.
+//
+// Process is called concurrently for records of different keys, and never
+// concurrently for two records of the same key (in the default key ordering).
+// It must honour ctx: ctx is canceled when the partition is lost, on
+// StopAndCancel, and when a revoke or stop drain deadline passes.
+type Processor interface {
+	Process(ctx context.Context, r *kgo.Record) error
+}
+
+// ProcessorFunc adapts a function to a Processor.
+type ProcessorFunc func(ctx context.Context, r *kgo.Record) error
+
+// Process calls f(ctx, r).
+func (f ProcessorFunc) Process(ctx context.Context, r *kgo.Record) error { return f(ctx, r) }
+
+// Middleware decorates a Processor: logging, tracing, deduplication,
+// circuit breaking, rate limiting.
+type Middleware func(Processor) Processor
+
+// Chain wraps p in mws so that mws[0] is the outermost: Chain(p, a, b)
+// runs a, then b, then p.
+func Chain(p Processor, mws ...Middleware) Processor {
+	for i := len(mws) - 1; i >= 0; i-- {
+		p = mws[i](p)
+	}
+	return p
+}
+
+// Recover is a Middleware that turns a panic in the processor into a
+// *PanicError carrying the panic value and stack. Ordo always installs it
+// outermost, so a panicking processor never crashes a worker; it is
+// exported for users who compose processors themselves.
+func Recover(next Processor) Processor {
+	return ProcessorFunc(func(ctx context.Context, r *kgo.Record) (err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				err = &PanicError{Value: v, Stack: debug.Stack()}
+			}
+		}()
+		return next.Process(ctx, r)
+	})
+}
+
+// RecordInfo describes the call in progress. Get it with InfoFromContext.
+type RecordInfo struct {
+	// Attempt is 1 on the first call for a record, 2 on its first retry.
+	Attempt int
+	// Group is the consumer group.
+	Group string
+	// LaneEpoch identifies this member's current ownership of the record's
+	// partition. It changes every time the partition is assigned to this
+	// consumer, so that a store can fence writes from a stale owner.
+	LaneEpoch uint64
+}
+
+type infoKey struct{}
+
+// InfoFromContext returns the RecordInfo of the call in progress; ok is
+// false outside a call made by Ordo.
+func InfoFromContext(ctx context.Context) (RecordInfo, bool) {
+	w, ok := ctx.Value(infoKey{}).(*work)
+	if !ok {
+		return RecordInfo{}, false
+	}
+	return RecordInfo{Attempt: w.attempt, Group: w.lane.c.cfg.Group, LaneEpoch: w.lane.epoch}, true
+}

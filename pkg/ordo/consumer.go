@@ -135,13 +135,16 @@ func (c *Consumer) Start(ctx context.Context) error {
 		kgo.OnPartitionsLost(c.onLost),
 	}
 	opts = append(opts, cfg.KgoOpts...)
+	// The group may assign partitions as soon as the client exists: the
+	// lanes' parent context must be ready before.
+	c.workCtx, c.cancelW = context.WithCancel(context.WithoutCancel(ctx))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
+		c.cancelW()
 		return fmt.Errorf("ordo: creating kafka client: %w", err)
 	}
 	c.cl = cl
 	c.started = true
-	c.workCtx, c.cancelW = context.WithCancel(context.WithoutCancel(ctx))
 
 	pollCtx, pollStop := context.WithCancel(context.WithoutCancel(ctx))
 	c.pollStop = pollStop
@@ -221,7 +224,7 @@ func (c *Consumer) doStop(ctx context.Context, cancelWork bool) error {
 			l.cancel()
 		}
 	}
-	err := c.closeLanes(ctx, all, "stop")
+	err := c.closeLanes(ctx, c.cl, all, "stop")
 	// 5. Leave the group. The revoke callback finds no lanes left.
 	c.cl.CloseAllowingRebalance()
 	// 6. Wait for the workers.
@@ -281,7 +284,7 @@ func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[st
 			if c.lanes[k] != nil {
 				continue
 			}
-			c.lanes[k] = newLane(c, topic, p, c.epochs.Add(1))
+			c.lanes[k] = newLane(c, cl, topic, p, c.epochs.Add(1))
 			c.retired.Add(1)
 		}
 	}
@@ -292,14 +295,14 @@ func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[st
 
 // onRevoked drains the revoked partitions' running records within
 // RevokeTimeout, commits their watermarks and releases them.
-func (c *Consumer) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+func (c *Consumer) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	lanes := c.detach(revoked)
 	if len(lanes) == 0 {
 		return
 	}
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.RevokeTimeout)
 	defer cancel()
-	if err := c.closeLanes(dctx, lanes, "revoke"); err != nil {
+	if err := c.closeLanes(dctx, cl, lanes, "revoke"); err != nil {
 		c.cfg.Logger.Warn("revoke", "err", err)
 	}
 	c.cfg.Logger.Info("partitions revoked", "partitions", revoked)
@@ -343,7 +346,7 @@ func (c *Consumer) retire(l *lane) {
 // closeLanes drains lanes (their records stop starting; running ones get
 // until ctx ends, then are canceled), freezes their trackers and commits
 // their watermarks.
-func (c *Consumer) closeLanes(ctx context.Context, lanes []*lane, reason string) error {
+func (c *Consumer) closeLanes(ctx context.Context, cl *kgo.Client, lanes []*lane, reason string) error {
 	drained := make([]<-chan struct{}, len(lanes))
 	for i, l := range lanes {
 		drained[i] = l.beginClose()
@@ -369,7 +372,7 @@ func (c *Consumer) closeLanes(ctx context.Context, lanes []*lane, reason string)
 		}
 	}
 	// A commit on revoke must not be canceled by the drain deadline.
-	cerr := c.commitLocked(context.WithoutCancel(ctx), offsets, lanes, reason)
+	cerr := c.commitLocked(context.WithoutCancel(ctx), cl, offsets, lanes, reason)
 	c.commitMu.Unlock()
 	for _, l := range lanes {
 		l.cancel()
@@ -426,16 +429,16 @@ func (c *Consumer) commitOwned(ctx context.Context) error {
 			addOffset(offsets, l.topic, l.partition, off, epoch)
 		}
 	}
-	return c.commitLocked(ctx, offsets, lanes, "periodic")
+	return c.commitLocked(ctx, c.cl, offsets, lanes, "periodic")
 }
 
-func (c *Consumer) commitLocked(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset, lanes []*lane, reason string) error {
+func (c *Consumer) commitLocked(ctx context.Context, cl *kgo.Client, offsets map[string]map[int32]kgo.EpochOffset, lanes []*lane, reason string) error {
 	if len(offsets) == 0 {
 		return nil
 	}
 	var cerr error
 	committed := map[string]map[int32]int64{}
-	c.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
 			cerr = err
 			return

@@ -85,6 +85,7 @@ type ledger struct {
 	active  map[string]bool            // keys in a call right now
 	errs    []string                   // violations seen during the run
 	values  map[string]int             // times each value was applied
+	dups    int                        // applications of an already applied record
 }
 
 func newLedger() *ledger {
@@ -111,9 +112,14 @@ func (l *ledger) exit(r *kgo.Record, applied bool) {
 	k := lkey(r)
 	delete(l.active, k)
 	if applied {
-		l.applied[pk{r.Partition, r.Offset}]++
-		l.byKey[k] = append(l.byKey[k], pk{r.Partition, r.Offset})
+		p := pk{r.Partition, r.Offset}
+		l.applied[p]++
 		l.values[string(r.Value)]++
+		if l.applied[p] > 1 {
+			l.dups++ // an idempotent sink would ignore it: order counts first applications
+			return
+		}
+		l.byKey[k] = append(l.byKey[k], p)
 	}
 }
 
@@ -148,4 +154,79 @@ func stop(t testing.TB, c *ordo.Consumer) {
 	if err := c.Stop(ctx); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
+}
+
+// fakeClock is a manual Clock for tests: timers fire only when Advance
+// moves time past them.
+type fakeClock struct {
+	mu     sync.Mutex
+	now    time.Time
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	c    *fakeClock
+	at   time.Time
+	f    func()
+	done bool
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{now: time.Unix(1_700_000_000, 0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) AfterFunc(d time.Duration, f func()) ordo.Timer {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{c: c, at: c.now.Add(d), f: f}
+	c.timers = append(c.timers, t)
+	return t
+}
+
+func (t *fakeTimer) Stop() bool {
+	t.c.mu.Lock()
+	defer t.c.mu.Unlock()
+	was := !t.done
+	t.done = true
+	return was
+}
+
+// Advance moves the clock and runs the timers that came due.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	var due []func()
+	kept := c.timers[:0]
+	for _, t := range c.timers {
+		switch {
+		case t.done:
+		case !t.at.After(c.now):
+			t.done = true
+			due = append(due, t.f)
+		default:
+			kept = append(kept, t)
+		}
+	}
+	c.timers = kept
+	c.mu.Unlock()
+	for _, f := range due {
+		f()
+	}
+}
+
+// pending counts timers not yet fired or stopped.
+func (c *fakeClock) pending() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, t := range c.timers {
+		if !t.done {
+			n++
+		}
+	}
+	return n
 }

@@ -20,6 +20,7 @@ import (
 // the same partition can never be reordered.
 type lane struct {
 	c         *Consumer
+	cl        *kgo.Client
 	topic     string
 	partition int32
 	epoch     uint64
@@ -67,10 +68,11 @@ type work struct {
 	lastErr error
 }
 
-func newLane(c *Consumer, topic string, partition int32, epoch uint64) *lane {
+func newLane(c *Consumer, cl *kgo.Client, topic string, partition int32, epoch uint64) *lane {
 	ctx, cancel := context.WithCancel(c.workCtx)
 	l := &lane{
 		c:         c,
+		cl:        cl,
 		topic:     topic,
 		partition: partition,
 		epoch:     epoch,
@@ -347,7 +349,7 @@ func (l *lane) requeue(w *work) {
 func (l *lane) deadLetter(w *work, class ErrorClass) {
 	c := l.c
 	rec := c.dlqRecord(w, class)
-	c.cl.Produce(l.ctx, rec, func(_ *kgo.Record, err error) {
+	l.cl.Produce(l.ctx, rec, func(_ *kgo.Record, err error) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if err == nil {
@@ -427,7 +429,7 @@ func (l *lane) underResume() bool {
 
 func (l *lane) pauseLocked() {
 	l.paused = true
-	l.c.cl.PauseFetchPartitions(map[string][]int32{l.topic: {l.partition}})
+	l.cl.PauseFetchPartitions(map[string][]int32{l.topic: {l.partition}})
 	if l.c.globalOver(false) {
 		l.c.globalPaused.Store(true)
 	}
@@ -436,7 +438,7 @@ func (l *lane) pauseLocked() {
 
 func (l *lane) resumeLocked() {
 	l.paused = false
-	l.c.cl.ResumeFetchPartitions(map[string][]int32{l.topic: {l.partition}})
+	l.cl.ResumeFetchPartitions(map[string][]int32{l.topic: {l.partition}})
 }
 
 // beginClose stops the lane from starting records and abandons the ones

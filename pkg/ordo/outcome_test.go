@@ -1,0 +1,271 @@
+package ordo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDecide(t *testing.T) {
+	rp := RetryPolicy{
+		MaxAttempts:    3,
+		InitialBackoff: 100 * time.Millisecond,
+		MaxBackoff:     time.Second,
+		HoldDelay:      2 * time.Second,
+	}
+	live := context.Background()
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+
+	boom := errors.New("boom")
+	panicErr := &PanicError{Value: "kaboom", Stack: []byte("stack")}
+
+	// delayMin/delayMax bound act.delay (max exclusive) under the real
+	// jitter; under the identity jitter the delay must equal delayMax for a
+	// backoff retry. exact means the delay ignores jitter entirely.
+	type tc struct {
+		name     string
+		ctx      context.Context
+		err      error
+		attempt  int
+		kind     actionKind
+		class    ErrorClass
+		delayMin time.Duration
+		delayMax time.Duration
+		exact    bool
+	}
+	backoff := func(name string, err error, attempt int, class ErrorClass, b time.Duration) tc {
+		return tc{name: name, ctx: live, err: err, attempt: attempt, kind: actRetry, class: class, delayMin: b / 2, delayMax: b}
+	}
+	exact := func(name string, ctx context.Context, err error, attempt int, kind actionKind, class ErrorClass, d time.Duration) tc {
+		return tc{name: name, ctx: ctx, err: err, attempt: attempt, kind: kind, class: class, delayMin: d, delayMax: d, exact: true}
+	}
+	cases := []tc{
+		exact("nil", live, nil, 1, actDone, "", 0),
+		exact("nil at last attempt", live, nil, 3, actDone, "", 0),
+		exact("nil with canceled lane", canceled, nil, 1, actDone, "", 0),
+
+		backoff("plain error attempt 1", boom, 1, ClassRetryable, 100*time.Millisecond),
+		backoff("plain error attempt 2", boom, 2, ClassRetryable, 200*time.Millisecond),
+		backoff("wrapped plain error", fmt.Errorf("ctx: %w", boom), 2, ClassRetryable, 200*time.Millisecond),
+		exact("plain error at MaxAttempts", live, boom, 3, actDLQ, ClassRetryable, 0),
+		exact("plain error past MaxAttempts", live, boom, 4, actDLQ, ClassRetryable, 0),
+
+		exact("permanent at attempt 1", live, Permanent(boom), 1, actDLQ, ClassPermanent, 0),
+		exact("wrapped permanent", live, fmt.Errorf("handler: %w", Permanent(boom)), 1, actDLQ, ClassPermanent, 0),
+		exact("doubly wrapped permanent", live, fmt.Errorf("a: %w", fmt.Errorf("b: %w", Permanent(boom))), 2, actDLQ, ClassPermanent, 0),
+		exact("joined permanent", live, errors.Join(boom, Permanent(boom)), 1, actDLQ, ClassPermanent, 0),
+
+		exact("retry after", live, RetryAfter(3*time.Second, boom), 1, actRetry, ClassRetryable, 3*time.Second),
+		exact("retry after beyond MaxBackoff", live, RetryAfter(time.Minute, boom), 2, actRetry, ClassRetryable, time.Minute),
+		exact("wrapped retry after", live, fmt.Errorf("x: %w", RetryAfter(3*time.Second, boom)), 1, actRetry, ClassRetryable, 3*time.Second),
+		exact("retry after at MaxAttempts", live, RetryAfter(3*time.Second, boom), 3, actDLQ, ClassRetryable, 0),
+		exact("retry after past MaxAttempts", live, RetryAfter(3*time.Second, boom), 7, actDLQ, ClassRetryable, 0),
+		exact("retry after permanent", live, RetryAfter(3*time.Second, Permanent(boom)), 1, actDLQ, ClassPermanent, 0),
+
+		exact("hold", live, Hold(boom), 1, actHold, ClassRetryable, 2*time.Second),
+		exact("wrapped hold", live, fmt.Errorf("breaker: %w", Hold(boom)), 1, actHold, ClassRetryable, 2*time.Second),
+		exact("hold at MaxAttempts", live, Hold(boom), 3, actHold, ClassRetryable, 2*time.Second),
+		exact("hold far past MaxAttempts", live, Hold(boom), 1000, actHold, ClassRetryable, 2*time.Second),
+
+		backoff("panic attempt 1", panicErr, 1, ClassPanic, 100*time.Millisecond),
+		exact("panic at MaxAttempts", live, panicErr, 3, actDLQ, ClassPanic, 0),
+		exact("wrapped panic at MaxAttempts", live, fmt.Errorf("mw: %w", panicErr), 3, actDLQ, ClassPanic, 0),
+
+		backoff("deadline exceeded attempt 1", context.DeadlineExceeded, 1, ClassTimeout, 100*time.Millisecond),
+		backoff("wrapped deadline exceeded", fmt.Errorf("call: %w", context.DeadlineExceeded), 2, ClassTimeout, 200*time.Millisecond),
+		exact("deadline exceeded at MaxAttempts", live, context.DeadlineExceeded, 3, actDLQ, ClassTimeout, 0),
+		// The processor's own canceled context, with the lane alive, is an
+		// ordinary failure.
+		backoff("canceled with live lane", context.Canceled, 1, ClassRetryable, 100*time.Millisecond),
+
+		exact("canceled lane: plain error", canceled, boom, 1, actDrop, "", 0),
+		exact("canceled lane: at MaxAttempts", canceled, boom, 3, actDrop, "", 0),
+		exact("canceled lane: permanent", canceled, Permanent(boom), 1, actDrop, "", 0),
+		exact("canceled lane: hold", canceled, Hold(boom), 1, actDrop, "", 0),
+		exact("canceled lane: retry after", canceled, RetryAfter(time.Second, boom), 1, actDrop, "", 0),
+		exact("canceled lane: panic", canceled, panicErr, 3, actDrop, "", 0),
+		exact("canceled lane: context.Canceled", canceled, context.Canceled, 1, actDrop, "", 0),
+	}
+
+	realJitter := (&Consumer{}).jitter
+	identity := func(d time.Duration) time.Duration { return d }
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			check := func(act action, identityJitter bool) {
+				t.Helper()
+				if act.kind != c.kind || act.class != c.class {
+					t.Fatalf("decide = %v/%q, want %v/%q", act.kind, act.class, c.kind, c.class)
+				}
+				switch {
+				case c.exact || identityJitter:
+					if act.delay != c.delayMax {
+						t.Fatalf("delay = %v, want exactly %v", act.delay, c.delayMax)
+					}
+				case act.delay < c.delayMin || act.delay >= c.delayMax:
+					t.Fatalf("delay = %v, want in [%v, %v)", act.delay, c.delayMin, c.delayMax)
+				}
+			}
+			check(decide(c.ctx, c.err, c.attempt, rp, identity), true)
+			for range 200 {
+				check(decide(c.ctx, c.err, c.attempt, rp, realJitter), false)
+			}
+		})
+	}
+}
+
+// TestDecideJitterRange checks the consumer's jitter spreads a delay over
+// [d/2, d) and leaves tiny delays alone.
+func TestDecideJitterRange(t *testing.T) {
+	c := &Consumer{}
+	for _, d := range []time.Duration{0, 1} {
+		if got := c.jitter(d); got != d {
+			t.Fatalf("jitter(%v) = %v, want %v", d, got, d)
+		}
+	}
+	for _, d := range []time.Duration{2, 3, 7, time.Millisecond, time.Second, math.MaxInt64} {
+		lo, hi := d, time.Duration(0)
+		for range 2000 {
+			j := c.jitter(d)
+			if j < d/2 || j >= d {
+				t.Fatalf("jitter(%v) = %v, want in [%v, %v)", d, j, d/2, d)
+			}
+			lo, hi = min(lo, j), max(hi, j)
+		}
+		if d >= time.Millisecond && hi-lo < d/4 {
+			t.Fatalf("jitter(%v) spread only over [%v, %v]", d, lo, hi)
+		}
+	}
+}
+
+func TestDecideActionKindString(t *testing.T) {
+	want := map[actionKind]string{actDone: "done", actRetry: "retry", actHold: "hold", actDLQ: "dlq", actDrop: "drop", 99: "unknown"}
+	for k, s := range want {
+		if k.String() != s {
+			t.Fatalf("actionKind(%d).String() = %q, want %q", int(k), k.String(), s)
+		}
+	}
+}
+
+func TestDecideErrorWrappers(t *testing.T) {
+	if Permanent(nil) != nil {
+		t.Fatal("Permanent(nil) != nil")
+	}
+	if RetryAfter(time.Second, nil) != nil {
+		t.Fatal("RetryAfter(d, nil) != nil")
+	}
+	if Hold(nil) != nil {
+		t.Fatal("Hold(nil) != nil")
+	}
+
+	type causeErr struct{ error }
+	cause := &causeErr{errors.New("downstream 503")}
+	wrappers := []struct {
+		name   string
+		err    error
+		prefix string
+	}{
+		{"Permanent", Permanent(cause), "permanent: "},
+		{"RetryAfter", RetryAfter(1500*time.Millisecond, cause), "retry after 1.5s: "},
+		{"Hold", Hold(cause), "hold: "},
+	}
+	for _, w := range wrappers {
+		t.Run(w.name, func(t *testing.T) {
+			for _, err := range []error{w.err, fmt.Errorf("outer: %w", w.err)} {
+				if !errors.Is(err, cause) {
+					t.Fatalf("errors.Is(%v, cause) = false", err)
+				}
+				var got *causeErr
+				if !errors.As(err, &got) || got != cause {
+					t.Fatalf("errors.As(%v, *causeErr) did not find the cause", err)
+				}
+			}
+			if errors.Unwrap(w.err) != cause {
+				t.Fatalf("errors.Unwrap(%v) is not the cause", w.err)
+			}
+			if w.err.Error() != w.prefix+"downstream 503" {
+				t.Fatalf("Error() = %q, want %q", w.err.Error(), w.prefix+"downstream 503")
+			}
+		})
+	}
+
+	// Sentinels survive the wrapping too.
+	if !errors.Is(Permanent(context.DeadlineExceeded), context.DeadlineExceeded) {
+		t.Fatal("Permanent(context.DeadlineExceeded) does not match the sentinel")
+	}
+	// Permanent beats the timeout class it wraps.
+	if got := classify(Permanent(context.DeadlineExceeded)); got != ClassPermanent {
+		t.Fatalf("classify(Permanent(DeadlineExceeded)) = %q, want permanent", got)
+	}
+
+	pe := &PanicError{Value: 42}
+	if !strings.Contains(pe.Error(), "42") {
+		t.Fatalf("PanicError.Error() = %q, want the value", pe.Error())
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	rp := RetryPolicy{InitialBackoff: 100 * time.Millisecond, MaxBackoff: time.Second}
+	cases := []struct {
+		attempt int
+		want    time.Duration
+	}{
+		{-5, 100 * time.Millisecond},
+		{0, 100 * time.Millisecond},
+		{1, 100 * time.Millisecond},
+		{2, 200 * time.Millisecond},
+		{3, 400 * time.Millisecond},
+		{4, 800 * time.Millisecond},
+		{5, time.Second},
+		{6, time.Second},
+		{64, time.Second},
+		{1000, time.Second},
+		{1 << 20, time.Second},
+		{math.MaxInt, time.Second},
+	}
+	for _, c := range cases {
+		if got := rp.backoff(c.attempt); got != c.want {
+			t.Errorf("backoff(%d) = %v, want %v", c.attempt, got, c.want)
+		}
+	}
+
+	// Defaults: 100ms doubling to 10s.
+	def := Config{}.withDefaults().Retry
+	want := 100 * time.Millisecond
+	for attempt := 1; attempt <= 200; attempt++ {
+		got := def.backoff(attempt)
+		if got != want {
+			t.Fatalf("default backoff(%d) = %v, want %v", attempt, got, want)
+		}
+		if got <= 0 || got > DefaultMaxBackoff {
+			t.Fatalf("default backoff(%d) = %v out of (0, MaxBackoff]", attempt, got)
+		}
+		want = min(2*want, DefaultMaxBackoff)
+	}
+
+	// Initial == Max: flat.
+	flat := RetryPolicy{InitialBackoff: time.Second, MaxBackoff: time.Second}
+	for _, a := range []int{0, 1, 2, 1000} {
+		if got := flat.backoff(a); got != time.Second {
+			t.Fatalf("flat backoff(%d) = %v, want 1s", a, got)
+		}
+	}
+
+	// A large cap: the doubling stays exact and monotone up to it.
+	big := RetryPolicy{InitialBackoff: time.Nanosecond, MaxBackoff: 24 * time.Hour}
+	prev := time.Duration(0)
+	for a := 1; a <= 1000; a++ {
+		got := big.backoff(a)
+		if got < prev || got > big.MaxBackoff || got <= 0 {
+			t.Fatalf("backoff(%d) = %v after %v with cap %v", a, got, prev, big.MaxBackoff)
+		}
+		if a <= 40 && got != time.Duration(1)<<(a-1) {
+			t.Fatalf("backoff(%d) = %v, want %v", a, got, time.Duration(1)<<(a-1))
+		}
+		prev = got
+	}
+}

@@ -1,0 +1,565 @@
+package ordo
+
+import (
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// trackerModel is the trivially correct reference for tracker: every entry
+// ever added, in add order (so in offset order), indexed by sequence number.
+type trackerModel struct {
+	entries []modelEntry
+}
+
+type modelEntry struct {
+	offset int64
+	epoch  int32
+	size   int32
+	ts     time.Time
+	done   bool
+}
+
+// add mirrors tracker.add for an offset the caller knows to be valid.
+func (m *trackerModel) add(offset int64, epoch int32, size int32, ts time.Time) uint64 {
+	m.entries = append(m.entries, modelEntry{offset: offset, epoch: epoch, size: size, ts: ts})
+	return uint64(len(m.entries) - 1)
+}
+
+// last returns the last received offset; ok is false before any.
+func (m *trackerModel) last() (int64, bool) {
+	if len(m.entries) == 0 {
+		return 0, false
+	}
+	return m.entries[len(m.entries)-1].offset, true
+}
+
+// firstUnfinished returns the index of the lowest unfinished entry, or -1.
+func (m *trackerModel) firstUnfinished() int {
+	for i, e := range m.entries {
+		if !e.done {
+			return i
+		}
+	}
+	return -1
+}
+
+// live returns the sequence numbers of the unfinished entries, ascending.
+func (m *trackerModel) live() []uint64 {
+	var out []uint64
+	for i, e := range m.entries {
+		if !e.done {
+			out = append(out, uint64(i))
+		}
+	}
+	return out
+}
+
+// finished returns the sequence numbers of the finished entries, ascending.
+func (m *trackerModel) finished() []uint64 {
+	var out []uint64
+	for i, e := range m.entries {
+		if e.done {
+			out = append(out, uint64(i))
+		}
+	}
+	return out
+}
+
+// checkTracker compares every observable of tr with the model, and the
+// ring's internal invariants.
+func checkTracker(t testing.TB, tr *tracker, m *trackerModel) {
+	t.Helper()
+	off, epoch, ok := tr.watermark()
+	first := m.firstUnfinished()
+	var pending int
+	var bytes int64
+	for _, e := range m.entries {
+		if !e.done {
+			pending++
+			bytes += int64(e.size)
+		}
+	}
+	switch {
+	case len(m.entries) == 0:
+		if ok {
+			t.Fatalf("watermark() = %d, %d, true on an empty tracker; want ok=false", off, epoch)
+		}
+	case first >= 0:
+		e := m.entries[first]
+		if !ok || off != e.offset || epoch != e.epoch {
+			t.Fatalf("watermark() = %d, %d, %v; want lowest unfinished %d, %d, true", off, epoch, ok, e.offset, e.epoch)
+		}
+	default:
+		e := m.entries[len(m.entries)-1]
+		if !ok || off != e.offset+1 || epoch != e.epoch {
+			t.Fatalf("watermark() = %d, %d, %v; want last+1 %d, %d, true (nothing unfinished)", off, epoch, ok, e.offset+1, e.epoch)
+		}
+	}
+	// The safety property in its own words: never past an unfinished record.
+	for i, e := range m.entries {
+		if !e.done && off > e.offset {
+			t.Fatalf("watermark %d passes unfinished offset %d (seq %d)", off, e.offset, i)
+		}
+	}
+	if tr.pending != pending {
+		t.Fatalf("pending = %d, want %d", tr.pending, pending)
+	}
+	if tr.bytes != bytes {
+		t.Fatalf("bytes = %d, want %d", tr.bytes, bytes)
+	}
+	ts, ok := tr.oldest()
+	if first >= 0 {
+		if !ok || !ts.Equal(m.entries[first].ts) {
+			t.Fatalf("oldest() = %v, %v; want %v, true", ts, ok, m.entries[first].ts)
+		}
+	} else if ok {
+		t.Fatalf("oldest() = %v, true with nothing unfinished", ts)
+	}
+
+	// White-box invariants of the ring.
+	size := len(tr.ring)
+	if size < 64 || size&(size-1) != 0 {
+		t.Fatalf("len(ring) = %d, want a power of two >= 64", size)
+	}
+	if tr.n < 0 || tr.n > size || tr.head < 0 || tr.head >= size {
+		t.Fatalf("ring state n=%d head=%d len=%d out of range", tr.n, tr.head, size)
+	}
+	wantSeq := uint64(len(m.entries))
+	if first >= 0 {
+		wantSeq = uint64(first)
+	}
+	if tr.seq != wantSeq || tr.n != len(m.entries)-int(wantSeq) {
+		t.Fatalf("ring seq=%d n=%d; want seq=%d n=%d", tr.seq, tr.n, wantSeq, len(m.entries)-int(wantSeq))
+	}
+	if tr.n > 0 && tr.ring[tr.head].done {
+		t.Fatalf("ring head (seq %d) is finished but was not popped", tr.seq)
+	}
+}
+
+// finishBoth finishes seq in both and checks they agree on the result.
+func finishBoth(t testing.TB, tr *tracker, m *trackerModel, seq uint64) bool {
+	t.Helper()
+	want := seq < uint64(len(m.entries)) && !m.entries[seq].done
+	got := tr.finish(seq)
+	if got != want {
+		t.Fatalf("finish(%d) = %v, want %v", seq, got, want)
+	}
+	if want {
+		m.entries[seq].done = true
+	}
+	return got
+}
+
+// addBoth adds the next record gap offsets after the last one to both.
+func addBoth(t testing.TB, tr *tracker, m *trackerModel, offset int64, epoch int32, size int32) uint64 {
+	t.Helper()
+	ts := time.Unix(1_700_000_000, 0).Add(time.Duration(offset) * time.Millisecond)
+	seq, ok := tr.add(offset, epoch, size, ts)
+	if !ok {
+		t.Fatalf("add(%d) = false after last %v", offset, m.entries)
+	}
+	want := m.add(offset, epoch, size, ts)
+	if seq != want {
+		t.Fatalf("add(%d) seq = %d, want %d", offset, seq, want)
+	}
+	return seq
+}
+
+// byteReader hands out fuzz bytes; past the end it returns zeros.
+type byteReader struct {
+	b []byte
+}
+
+func (r *byteReader) next() byte {
+	if len(r.b) == 0 {
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *byteReader) empty() bool { return len(r.b) == 0 }
+
+const (
+	fuzzMaxOps     = 400
+	fuzzMaxEntries = 1 << 14
+)
+
+// FuzzTracker applies a byte-coded sequence of operations to a tracker and
+// to trackerModel and compares them after every operation.
+//
+// Encoding: byte 0 picks the base offset; then each operation is an opcode
+// byte followed by its argument bytes:
+//
+//	0 add:           gap-1 (mod 4), size, epoch bump (mod 2)
+//	1 finish live:   index among live entries
+//	2 finish stale:  index among finished entries, or past the end
+//	3 double finish: index among live entries
+//	4 bad add:       distance below the last offset (offset <= last)
+//	5 burst add:     count/8
+//	6 finish prefix: share of live entries (ascending or descending order)
+//	7 finish most:   keep every k-th live entry, finish the rest
+func FuzzTracker(f *testing.F) {
+	f.Add([]byte{})
+	f.Add([]byte{0, 0, 0, 10, 0})
+	f.Add([]byte{1, 0, 3, 5, 1, 0, 1, 0, 7, 1, 2, 0, 1, 0, 1, 0, 2, 9})
+	f.Add([]byte{0, 0, 1, 1, 0, 2, 2, 0, 0, 3, 1, 3, 0, 4, 0, 4, 2, 1, 1, 1, 0, 2, 1})
+	// Finished but not yet popped entries: stale and double finish.
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 0, 3, 1})
+	// Growth past 64 with wraparound: adds, finishes from the front, adds.
+	f.Add([]byte{2, 5, 8, 6, 128, 0, 5, 12, 1, 3, 1, 0, 6, 255, 1})
+	// Growth past 1024, finishing most of it, then the prefix: shrink path.
+	f.Add([]byte{0, 5, 255, 5, 255, 5, 255, 7, 5, 6, 255, 0, 0, 2, 50, 1, 0, 2, 0})
+	f.Add([]byte{0, 5, 255, 5, 200, 6, 250, 0, 6, 200, 1, 5, 40, 6, 255, 1, 4, 2})
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := &byteReader{b: data}
+		tr := newTracker()
+		m := &trackerModel{}
+		base := int64(r.next()) << 32
+		var epoch int32
+		checkTracker(t, tr, m)
+
+		nextOffset := func(gap int64) int64 {
+			if last, ok := m.last(); ok {
+				return last + gap
+			}
+			return base + gap - 1
+		}
+
+		for ops := 0; ops < fuzzMaxOps && !r.empty(); ops++ {
+			switch op := r.next() % 8; op {
+			case 0: // add
+				gap := int64(r.next()%4) + 1
+				size := int32(r.next())
+				epoch += int32(r.next() % 2)
+				if len(m.entries) < fuzzMaxEntries {
+					addBoth(t, tr, m, nextOffset(gap), epoch, size)
+				}
+			case 1: // finish a live seq
+				b := r.next()
+				if live := m.live(); len(live) > 0 {
+					finishBoth(t, tr, m, live[int(b)%len(live)])
+				}
+			case 2: // finish a stale or unknown seq
+				b := r.next()
+				done := m.finished()
+				var seq uint64
+				if len(done) > 0 && b%2 == 0 {
+					seq = done[int(b/2)%len(done)]
+				} else {
+					seq = uint64(len(m.entries)) + uint64(b%3)
+					if b%3 == 2 {
+						seq = ^uint64(0) - uint64(b)
+					}
+				}
+				if finishBoth(t, tr, m, seq) {
+					t.Fatalf("finish(%d) of a finished or unknown seq succeeded", seq)
+				}
+			case 3: // double finish
+				b := r.next()
+				if live := m.live(); len(live) > 0 {
+					seq := live[int(b)%len(live)]
+					if !finishBoth(t, tr, m, seq) {
+						t.Fatalf("first finish(%d) failed", seq)
+					}
+					checkTracker(t, tr, m)
+					if finishBoth(t, tr, m, seq) {
+						t.Fatalf("second finish(%d) succeeded", seq)
+					}
+				}
+			case 4: // add at or below the last offset
+				b := r.next()
+				last, ok := m.last()
+				if !ok {
+					continue
+				}
+				offset := last - int64(b%4)
+				if b >= 128 {
+					offset = last - int64(b)*1_000_003
+				}
+				before := *tr
+				if _, ok := tr.add(offset, epoch, 1, time.Time{}); ok {
+					t.Fatalf("add(%d) after last %d succeeded", offset, last)
+				}
+				if tr.next != before.next || tr.nextEpoch != before.nextEpoch || tr.n != before.n || tr.seq != before.seq {
+					t.Fatalf("rejected add(%d) changed the tracker", offset)
+				}
+			case 5: // burst of adds
+				n := int(r.next())*8 + 1
+				for i := 0; i < n && len(m.entries) < fuzzMaxEntries; i++ {
+					addBoth(t, tr, m, nextOffset(int64(i%4)+1), epoch, int32(i%100))
+				}
+			case 6: // finish a share of the live entries from the front or back
+				b, dir := r.next(), r.next()
+				live := m.live()
+				k := len(live) * (int(b) + 1) / 256
+				if dir%2 == 0 {
+					for _, seq := range live[:k] {
+						finishBoth(t, tr, m, seq)
+					}
+				} else {
+					for i := k - 1; i >= 0; i-- {
+						finishBoth(t, tr, m, live[i])
+					}
+				}
+			case 7: // finish all but every k-th live entry
+				k := int(r.next()%16) + 2
+				for i, seq := range m.live() {
+					if i%k != 0 {
+						finishBoth(t, tr, m, seq)
+					}
+				}
+			}
+			checkTracker(t, tr, m)
+		}
+	})
+}
+
+func TestTrackerEmpty(t *testing.T) {
+	tr := newTracker()
+	if off, epoch, ok := tr.watermark(); ok || epoch != -1 {
+		t.Fatalf("watermark() = %d, %d, %v on an empty tracker; want ok=false, epoch -1", off, epoch, ok)
+	}
+	if _, ok := tr.oldest(); ok {
+		t.Fatal("oldest() ok on an empty tracker")
+	}
+	if tr.finish(0) || tr.finish(1) {
+		t.Fatal("finish on an empty tracker succeeded")
+	}
+	if tr.pending != 0 || tr.bytes != 0 {
+		t.Fatalf("pending %d bytes %d on an empty tracker", tr.pending, tr.bytes)
+	}
+	checkTracker(t, tr, &trackerModel{})
+}
+
+func TestTrackerFirstOffsetZero(t *testing.T) {
+	tr := newTracker()
+	m := &trackerModel{}
+	seq := addBoth(t, tr, m, 0, 3, 7)
+	checkTracker(t, tr, m)
+	if _, ok := tr.add(0, 3, 1, time.Time{}); ok {
+		t.Fatal("a second add of offset 0 succeeded")
+	}
+	finishBoth(t, tr, m, seq)
+	checkTracker(t, tr, m)
+	if off, epoch, _ := tr.watermark(); off != 1 || epoch != 3 {
+		t.Fatalf("watermark = %d, %d; want 1, 3", off, epoch)
+	}
+}
+
+// TestTrackerGaps covers non-contiguous offsets (compaction, transaction
+// markers): the watermark jumps over offsets that were never received.
+func TestTrackerGaps(t *testing.T) {
+	tr := newTracker()
+	m := &trackerModel{}
+	s10 := addBoth(t, tr, m, 10, 1, 100)
+	s13 := addBoth(t, tr, m, 13, 1, 20)
+	s20 := addBoth(t, tr, m, 20, 2, 3)
+	checkTracker(t, tr, m)
+
+	steps := []struct {
+		seq       uint64
+		wantOff   int64
+		wantEpoch int32
+		wantBytes int64
+	}{
+		{s13, 10, 1, 103}, // finishing the middle does not move the watermark
+		{s10, 20, 2, 3},   // 11, 12 and 14..19 were never received: skip them
+		{s20, 21, 2, 0},   // all finished: last received + 1
+	}
+	for _, s := range steps {
+		finishBoth(t, tr, m, s.seq)
+		checkTracker(t, tr, m)
+		off, epoch, ok := tr.watermark()
+		if !ok || off != s.wantOff || epoch != s.wantEpoch || tr.bytes != s.wantBytes {
+			t.Fatalf("after finish(%d): watermark %d/%d/%v bytes %d; want %d/%d bytes %d",
+				s.seq, off, epoch, ok, tr.bytes, s.wantOff, s.wantEpoch, s.wantBytes)
+		}
+	}
+	// The next record after a gap.
+	s30 := addBoth(t, tr, m, 30, 2, 1)
+	checkTracker(t, tr, m)
+	if off, _, _ := tr.watermark(); off != 30 {
+		t.Fatalf("watermark = %d, want 30", off)
+	}
+	for _, bad := range []int64{30, 29, 21, 0, -1} {
+		if _, ok := tr.add(bad, 2, 1, time.Time{}); ok {
+			t.Fatalf("add(%d) after 30 succeeded", bad)
+		}
+	}
+	checkTracker(t, tr, m)
+	finishBoth(t, tr, m, s30)
+	for _, seq := range []uint64{s10, s13, s20, s30, s30 + 1, 1 << 40} {
+		if tr.finish(seq) {
+			t.Fatalf("finish(%d) of a finished or unknown seq succeeded", seq)
+		}
+	}
+	checkTracker(t, tr, m)
+}
+
+// TestTrackerGrowWrap grows the ring past its initial 64 entries while the
+// live window wraps around the end of the buffer.
+func TestTrackerGrowWrap(t *testing.T) {
+	tr := newTracker()
+	m := &trackerModel{}
+	var off int64 = 1000
+	add := func(n int) {
+		for range n {
+			addBoth(t, tr, m, off, 0, 1)
+			off += 2
+		}
+	}
+	add(50)
+	for seq := uint64(0); seq < 40; seq++ {
+		finishBoth(t, tr, m, seq)
+	}
+	checkTracker(t, tr, m)
+	if tr.head != 40 || len(tr.ring) != 64 {
+		t.Fatalf("head %d len %d; want 40, 64", tr.head, len(tr.ring))
+	}
+	add(54) // 64 live entries, wrapping around index 63
+	checkTracker(t, tr, m)
+	if len(tr.ring) != 64 || tr.n != 64 {
+		t.Fatalf("len %d n %d; want a full ring of 64", len(tr.ring), tr.n)
+	}
+	add(1) // grows while wrapped
+	checkTracker(t, tr, m)
+	if len(tr.ring) != 128 {
+		t.Fatalf("len(ring) = %d after growth, want 128", len(tr.ring))
+	}
+	add(200)
+	checkTracker(t, tr, m)
+	// Finish everything in a shuffled order, checking after each step.
+	rng := rand.New(rand.NewPCG(1, 2))
+	live := m.live()
+	rng.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
+	for _, seq := range live {
+		finishBoth(t, tr, m, seq)
+		checkTracker(t, tr, m)
+	}
+	if off, _, _ := tr.watermark(); off != m.entries[len(m.entries)-1].offset+1 {
+		t.Fatalf("watermark %d after finishing all", off)
+	}
+}
+
+// TestTrackerShrink grows the ring far past 1024 entries and checks that
+// it shrinks once mostly empty, keeping every remaining entry in order.
+func TestTrackerShrink(t *testing.T) {
+	tr := newTracker()
+	m := &trackerModel{}
+	for i := range 5000 {
+		addBoth(t, tr, m, int64(i)*3, int32(i/1000), int32(i%7))
+	}
+	checkTracker(t, tr, m)
+	if len(tr.ring) != 8192 {
+		t.Fatalf("len(ring) = %d after 5000 adds, want 8192", len(tr.ring))
+	}
+	// Finishing most, but not the oldest: nothing pops, nothing shrinks.
+	// Every 10th of the last 1000 stays unfinished too.
+	for seq := uint64(1); seq < 5000; seq++ {
+		if seq < 4000 || seq%10 != 0 {
+			finishBoth(t, tr, m, seq)
+		}
+	}
+	checkTracker(t, tr, m)
+	if len(tr.ring) != 8192 || tr.n != 5000 {
+		t.Fatalf("len %d n %d; want 8192, 5000 while seq 0 is unfinished", len(tr.ring), tr.n)
+	}
+	// Finish the oldest: the finished prefix pops and the ring shrinks.
+	finishBoth(t, tr, m, 0)
+	checkTracker(t, tr, m)
+	if len(tr.ring) != 2048 || tr.n != 1000 {
+		t.Fatalf("len %d n %d; want the ring shrunk to 2048 holding 4000..4999", len(tr.ring), tr.n)
+	}
+	// Finish the rest in order from the front, then in reverse; the ring
+	// keeps shrinking but never below what it holds.
+	live := m.live()
+	for i, seq := range live {
+		if i >= len(live)/2 {
+			break
+		}
+		finishBoth(t, tr, m, seq)
+		checkTracker(t, tr, m)
+	}
+	live = m.live()
+	for i := len(live) - 1; i >= 0; i-- {
+		finishBoth(t, tr, m, live[i])
+		checkTracker(t, tr, m)
+	}
+	if len(tr.ring) > 1024 {
+		t.Fatalf("len(ring) = %d after finishing everything, want <= 1024", len(tr.ring))
+	}
+	// The shrunk ring still grows, wraps and tracks correctly.
+	last := m.entries[len(m.entries)-1].offset
+	for i := range 3000 {
+		addBoth(t, tr, m, last+1+int64(i), 9, 1)
+	}
+	checkTracker(t, tr, m)
+	for _, seq := range m.live() {
+		finishBoth(t, tr, m, seq)
+	}
+	checkTracker(t, tr, m)
+}
+
+// TestTrackerShrinkWrapped shrinks a ring whose live window wraps around
+// the end of the buffer at the moment of the shrink.
+func TestTrackerShrinkWrapped(t *testing.T) {
+	tr := newTracker()
+	m := &trackerModel{}
+	add := func(n int) {
+		for range n {
+			var off int64 = 500
+			if last, ok := m.last(); ok {
+				off = last + 1
+			}
+			addBoth(t, tr, m, off, 1, 2)
+		}
+	}
+	add(1100) // seqs 0..1099; the ring grew to 2048 with head 0
+	if len(tr.ring) != 2048 || tr.head != 0 {
+		t.Fatalf("len %d head %d; want 2048, 0", len(tr.ring), tr.head)
+	}
+	for seq := uint64(0); seq < 800; seq++ { // n stays >= 2048/8: no shrink
+		finishBoth(t, tr, m, seq)
+	}
+	add(1001) // seqs 1100..2100: the window now wraps past index 2047
+	checkTracker(t, tr, m)
+	if len(tr.ring) != 2048 || tr.head+tr.n <= len(tr.ring) {
+		t.Fatalf("len %d head %d n %d; want a wrapped window in 2048", len(tr.ring), tr.head, tr.n)
+	}
+	// Finish 801..1949, then 800: 800..1949 pop at once and leave
+	// 1950..2100, which straddle the end of the buffer; 151 < 2048/8.
+	for seq := uint64(801); seq < 1950; seq++ {
+		finishBoth(t, tr, m, seq)
+	}
+	checkTracker(t, tr, m)
+	if len(tr.ring) != 2048 {
+		t.Fatalf("len(ring) = %d before the prefix popped, want 2048", len(tr.ring))
+	}
+	if (tr.head+tr.n-1)&(len(tr.ring)-1) >= tr.head {
+		t.Fatal("test setup: the live window does not wrap")
+	}
+	finishBoth(t, tr, m, 800)
+	checkTracker(t, tr, m)
+	if len(tr.ring) != 512 || tr.n != 151 {
+		t.Fatalf("len %d n %d after the shrink; want 512, 151", len(tr.ring), tr.n)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	live := m.live()
+	rng.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
+	for i, seq := range live {
+		finishBoth(t, tr, m, seq)
+		checkTracker(t, tr, m)
+		if i == len(live)/2 {
+			add(700) // grows the shrunk ring again
+			checkTracker(t, tr, m)
+		}
+	}
+	for _, seq := range m.live() {
+		finishBoth(t, tr, m, seq)
+	}
+	checkTracker(t, tr, m)
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // metrics holds Ordo's Prometheus metrics, registered on the consumer's
@@ -183,4 +184,51 @@ func (s LaneSnapshot) LagSeconds(now time.Time) float64 {
 		return 0
 	}
 	return max(0, now.Sub(s.Oldest).Seconds())
+}
+
+// Stats are the consumer's totals since it was created, for progress lines
+// and health checks. Prometheus has the same numbers per topic.
+type Stats struct {
+	Processed    int64 // records the processor applied (outcome ok)
+	Errors       int64 // failed processor calls
+	Retries      int64 // retries scheduled
+	Holds        int64 // holds
+	DeadLettered int64 // records dead-lettered (produce acked)
+	Stale        int64 // completions dropped for partitions no longer owned
+	Partitions   int   // partitions owned now
+	Paused       int   // partitions paused for backpressure now
+	InFlight     int   // records received and not finished now
+	LagRecords   int64 // sum of per-partition lag in records now
+}
+
+// Stats returns the consumer's totals.
+func (c *Consumer) Stats() Stats {
+	var s Stats
+	c.metrics.mu.Lock()
+	for _, tm := range c.metrics.topics {
+		s.Processed += counterValue(tm.ok)
+		s.Errors += counterValue(tm.failed)
+		s.Retries += counterValue(tm.retried)
+		s.Holds += counterValue(tm.held)
+		s.DeadLettered += counterValue(tm.dlq)
+		s.Stale += counterValue(tm.stale)
+	}
+	c.metrics.mu.Unlock()
+	for _, l := range c.Lanes() {
+		s.Partitions++
+		if l.Paused {
+			s.Paused++
+		}
+		s.InFlight += l.InFlight
+		s.LagRecords += l.LagRecords()
+	}
+	return s
+}
+
+func counterValue(c prometheus.Counter) int64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return 0
+	}
+	return int64(m.GetCounter().GetValue())
 }

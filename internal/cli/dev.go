@@ -1,0 +1,237 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ordokafka/ordo/pkg/devbroker"
+	"github.com/ordokafka/ordo/pkg/ordo"
+	"github.com/ordokafka/ordo/pkg/topics"
+	"github.com/ordokafka/ordo/processors/example"
+)
+
+// DevCmd is `ordo dev`: an embedded Kafka-protocol broker, the topics
+// declared in topics/, and the example pipeline, in one process.
+type DevCmd struct {
+	KafkaAddr       string
+	MetricsAddr     string
+	TopicsDir       string
+	Topic           string
+	Group           string
+	Demo            bool
+	Rate            int
+	Customers       int
+	MalformedEvery  int
+	Work            time.Duration
+	Duration        time.Duration
+	ShutdownTimeout time.Duration
+	BrokerOnly      bool
+	Ordering        string
+	Workers         int
+	LogLevel        string
+
+	Out io.Writer
+}
+
+func newDevCmd(out io.Writer) *cobra.Command {
+	d := &DevCmd{Out: out}
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run an embedded broker, the example pipeline and (with --demo) a demo producer",
+		Long: `Run an embedded Kafka-protocol broker (kfake) on --kafka-addr that any Kafka
+client can use, create the topics declared in --topics-dir, and run the example
+pipeline on --topic. With --demo, a generator produces keyed order events (one in
+--malformed-every is malformed and goes to the dead-letter topic). A progress line
+is printed every second; Prometheus metrics are served on --metrics-addr.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := validated(d.Validate()); err != nil {
+				return err
+			}
+			return d.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&d.KafkaAddr, "kafka-addr", "127.0.0.1:9092", "address the embedded broker listens on and advertises")
+	f.StringVar(&d.MetricsAddr, "metrics-addr", "127.0.0.1:9100", "address of the Prometheus /metrics endpoint (empty: none)")
+	f.StringVar(&d.TopicsDir, "topics-dir", "topics", "directory of topic declarations to create")
+	f.StringVar(&d.Topic, "topic", "orders", "topic the example pipeline consumes")
+	f.StringVar(&d.Group, "group", "ordo-dev", "consumer group of the example pipeline")
+	f.BoolVar(&d.Demo, "demo", false, "produce demo order events")
+	f.IntVar(&d.Rate, "rate", 2000, "demo events per second")
+	f.IntVar(&d.Customers, "customers", 1000, "distinct demo keys (customers)")
+	f.IntVar(&d.MalformedEvery, "malformed-every", 200, "one demo event in this many is malformed (0: none)")
+	f.DurationVar(&d.Work, "work", 2*time.Millisecond, "simulated processing time per event")
+	f.DurationVar(&d.Duration, "duration", 0, "stop after this long (0: run until interrupted)")
+	f.DurationVar(&d.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "time allowed to drain and commit on stop")
+	f.BoolVar(&d.BrokerOnly, "broker-only", false, "run only the broker and create the topics")
+	f.StringVar(&d.Ordering, "ordering", "key", "ordering: key, partition or unordered")
+	f.IntVar(&d.Workers, "workers", ordo.DefaultWorkersPerPartition, "workers per partition")
+	f.StringVar(&d.LogLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	return cmd
+}
+
+// Validate checks the flags before anything starts.
+func (d *DevCmd) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(d.KafkaAddr); err != nil {
+		errs = append(errs, fmt.Errorf("--kafka-addr %q: %w", d.KafkaAddr, err))
+	}
+	if d.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(d.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("--metrics-addr %q: %w", d.MetricsAddr, err))
+		}
+	}
+	if d.Demo && d.Rate <= 0 {
+		errs = append(errs, fmt.Errorf("--rate must be > 0, got %d", d.Rate))
+	}
+	if d.Customers <= 0 {
+		errs = append(errs, fmt.Errorf("--customers must be > 0, got %d", d.Customers))
+	}
+	if d.MalformedEvery < 0 {
+		errs = append(errs, fmt.Errorf("--malformed-every must be >= 0, got %d", d.MalformedEvery))
+	}
+	if d.Duration < 0 || d.Work < 0 || d.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("--duration and --work must be >= 0 and --shutdown-timeout > 0"))
+	}
+	if _, err := ordo.ParseOrdering(d.Ordering); err != nil {
+		errs = append(errs, fmt.Errorf("--ordering: %w", err))
+	}
+	if _, err := parseLevel(d.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if st, err := os.Stat(d.TopicsDir); err != nil || !st.IsDir() {
+		errs = append(errs, fmt.Errorf("--topics-dir %q is not a directory (run from the repository root or pass --topics-dir)", d.TopicsDir))
+	}
+	return errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// Run runs until ctx ends or Duration passes.
+func (d *DevCmd) Run(ctx context.Context) error {
+	level, _ := parseLevel(d.LogLevel)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if d.Duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.Duration)
+		defer cancel()
+	}
+	set, err := topics.Load(d.TopicsDir)
+	if err != nil {
+		return err
+	}
+	if !d.BrokerOnly {
+		if _, ok := set.Lookup(d.Topic); !ok {
+			return usageError{fmt.Errorf("--topic %q is not declared in %s", d.Topic, d.TopicsDir)}
+		}
+	}
+
+	broker, err := devbroker.Start(devbroker.Options{Addr: d.KafkaAddr})
+	if err != nil {
+		return err
+	}
+	defer broker.Close()
+	fmt.Fprintf(d.Out, "ordo dev: Kafka-protocol broker on %s (try: kcat -b %s -L)\n", broker.Addr(), broker.Addr())
+
+	admCl, err := kgo.NewClient(kgo.SeedBrokers(broker.Addr()))
+	if err != nil {
+		return err
+	}
+	res, err := topics.Apply(ctx, kadm.NewClient(admCl), set.Specs(), false)
+	admCl.Close()
+	if err != nil {
+		return fmt.Errorf("creating topics: %w", err)
+	}
+	names := make([]string, 0, len(res))
+	for _, r := range res {
+		names = append(names, r.Topic)
+	}
+	fmt.Fprintf(d.Out, "ordo dev: topics %s\n", strings.Join(names, ", "))
+
+	if d.BrokerOnly {
+		fmt.Fprintln(d.Out, "ordo dev: broker only; Ctrl-C to stop")
+		<-ctx.Done()
+		return nil
+	}
+
+	ordering, _ := ordo.ParseOrdering(d.Ordering)
+	proc := example.New(example.Options{Work: d.Work})
+	cons, err := ordo.New(ordo.Config{
+		Brokers:             []string{broker.Addr()},
+		Group:               d.Group,
+		Topics:              []string{d.Topic},
+		Processor:           proc,
+		ProcessorName:       "example",
+		Ordering:            ordering,
+		WorkersPerPartition: d.Workers,
+		Logger:              log,
+		SessionTimeout:      6 * time.Second,
+		RebalanceTimeout:    20 * time.Second,
+		RevokeTimeout:       min(d.ShutdownTimeout, 10*time.Second),
+		Retry:               ordo.RetryPolicy{InitialBackoff: 50 * time.Millisecond, MaxBackoff: time.Second},
+	})
+	if err != nil {
+		return err
+	}
+	var ms *metricsServer
+	if d.MetricsAddr != "" {
+		if ms, err = serveMetrics(d.MetricsAddr, cons.Registry(), log); err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			ms.Close(sctx)
+		}()
+		fmt.Fprintf(d.Out, "ordo dev: metrics on http://%s/metrics\n", ms.Addr())
+	}
+	if err := cons.Start(context.Background()); err != nil { // stop is explicit, below: drain, not cancel
+		return err
+	}
+	fmt.Fprintf(d.Out, "ordo dev: group %q consuming %q with the example processor (%s order, %d workers per partition)\n",
+		d.Group, d.Topic, ordering, d.Workers)
+
+	var wg sync.WaitGroup
+	gen := &generator{topic: d.Topic, rate: d.Rate, customers: d.Customers, malformedEvery: d.MalformedEvery, produced: -1}
+	pctx, stopBackground := context.WithCancel(ctx)
+	if d.Demo {
+		gen.produced = 0
+		wg.Go(func() {
+			if err := gen.run(pctx, broker.Addr()); err != nil {
+				log.Error("demo generator", "err", err)
+			}
+		})
+	}
+	wg.Go(func() {
+		progress(pctx, d.Out, time.Second, func(el time.Duration) string {
+			return fmt.Sprintf("[%s] %s", el, statsLine(cons.Stats(), gen.Produced()))
+		})
+	})
+	<-ctx.Done()
+	stopBackground()
+	wg.Wait()
+	sctx, cancel := context.WithTimeout(context.Background(), d.ShutdownTimeout)
+	defer cancel()
+	stopErr := cons.Stop(sctx)
+	fmt.Fprintf(d.Out, "ordo dev: stopped. %s order-violations=%d\n", statsLine(cons.Stats(), gen.Produced()), proc.Violations())
+	return stopErr
+}

@@ -1,0 +1,81 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ordokafka/ordo/pkg/ordo"
+)
+
+// metricsServer serves reg on addr at /metrics (and a liveness answer at
+// /healthz) until Close.
+type metricsServer struct {
+	srv  *http.Server
+	ln   net.Listener
+	done chan struct{}
+}
+
+func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (*metricsServer, error) {
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics address %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	m := &metricsServer{
+		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
+		ln:   ln,
+		done: make(chan struct{}),
+	}
+	go func() {
+		defer close(m.done)
+		if err := m.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	return m, nil
+}
+
+func (m *metricsServer) Addr() string { return m.ln.Addr().String() }
+
+func (m *metricsServer) Close(ctx context.Context) {
+	_ = m.srv.Shutdown(ctx)
+	<-m.done
+}
+
+// progress prints line() every interval until ctx ends.
+func progress(ctx context.Context, out io.Writer, every time.Duration, line func(elapsed time.Duration) string) {
+	start := time.Now()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fmt.Fprintln(out, line(time.Since(start).Truncate(time.Second)))
+		}
+	}
+}
+
+// statsLine formats the consumer's progress.
+func statsLine(s ordo.Stats, produced int64) string {
+	prod := ""
+	if produced >= 0 {
+		prod = fmt.Sprintf("produced=%d ", produced)
+	}
+	return fmt.Sprintf("%sprocessed=%d failed=%d dlq=%d in-flight=%d lag=%d paused=%d/%d",
+		prod, s.Processed, s.Errors, s.DeadLettered, s.InFlight, s.LagRecords, s.Paused, s.Partitions)
+}

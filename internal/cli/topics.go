@@ -1,0 +1,120 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ordokafka/ordo/pkg/topics"
+)
+
+// TopicsApplyCmd is `ordo topics apply`: create the topics declared in a
+// directory (each with its retry chain and dead-letter topic).
+type TopicsApplyCmd struct {
+	Dir     string
+	Brokers []string
+	DryRun  bool
+	Timeout time.Duration
+	Out     io.Writer
+
+	set *topics.Set
+}
+
+func newTopicsCmd(out io.Writer) *cobra.Command {
+	cmd := &cobra.Command{Use: "topics", Short: "Declare and create topics (with their retry and DLQ chain)"}
+	a := &TopicsApplyCmd{Out: out}
+	apply := &cobra.Command{
+		Use:   "apply",
+		Short: "Create the declared topics that are missing",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := validated(a.Validate()); err != nil {
+				return err
+			}
+			return a.Run(cmd.Context())
+		},
+	}
+	f := apply.Flags()
+	f.StringVar(&a.Dir, "dir", "topics", "directory of topic declarations")
+	f.StringSliceVar(&a.Brokers, "brokers", []string{"127.0.0.1:9092"}, "seed brokers")
+	f.BoolVar(&a.DryRun, "dry-run", false, "print what would be created, create nothing")
+	f.DurationVar(&a.Timeout, "timeout", 30*time.Second, "time allowed")
+
+	var dir string
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the declared topics and the chain derived from each",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			set, err := topics.Load(dir)
+			if err != nil {
+				return usageError{err}
+			}
+			return printSpecs(out, set.Specs())
+		},
+	}
+	list.Flags().StringVar(&dir, "dir", "topics", "directory of topic declarations")
+	cmd.AddCommand(apply, list)
+	return cmd
+}
+
+// Validate loads and checks the declarations; it connects to nothing.
+func (a *TopicsApplyCmd) Validate() error {
+	if len(a.Brokers) == 0 {
+		return errors.New("--brokers is required")
+	}
+	set, err := topics.Load(a.Dir)
+	if err != nil {
+		return err
+	}
+	a.set = set
+	return nil
+}
+
+// Run creates the missing topics.
+func (a *TopicsApplyCmd) Run(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, a.Timeout)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(a.Brokers...))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	res, err := topics.Apply(ctx, kadm.NewClient(cl), a.set.Specs(), a.DryRun)
+	tw := tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tACTION\tERROR")
+	for _, r := range res {
+		msg := ""
+		if r.Err != nil {
+			msg = r.Err.Error()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Topic, r.Action, msg)
+	}
+	tw.Flush()
+	return err
+}
+
+func printSpecs(out io.Writer, specs []topics.TopicSpec) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TOPIC\tKIND\tPARTITIONS\tREPLICATION\tDELAY\tCONFIGS")
+	for _, s := range specs {
+		delay := ""
+		if s.Delay > 0 {
+			delay = s.Delay.String()
+		}
+		var cfgs []string
+		for k, v := range s.Configs {
+			cfgs = append(cfgs, k+"="+v)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", s.Name, s.Kind, s.Partitions, s.ReplicationFactor, delay, strings.Join(cfgs, ","))
+	}
+	return tw.Flush()
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -78,4 +79,16 @@ func statsLine(s ordo.Stats, produced int64) string {
 	}
 	return fmt.Sprintf("%sprocessed=%d failed=%d dlq=%d in-flight=%d lag=%d paused=%d/%d",
 		prod, s.Processed, s.Errors, s.DeadLettered, s.InFlight, s.LagRecords, s.Paused, s.Partitions)
+}
+
+// syncWriter serializes writes from the progress goroutine and the caller.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

@@ -1,0 +1,53 @@
+# Ordo's developer entry points. `make` alone lists them.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+GO        ?= go
+BIN       := bin/ordo
+PKGS      := ./...
+GOLANGCI  := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN{FS=":.*## "} /^[a-zA-Z_-]+:.*## /{printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## Build bin/ordo
+	$(GO) build -o $(BIN) ./cmd/ordo
+
+.PHONY: run
+run: build ## Run the demo: embedded broker, demo producer, example pipeline (Ctrl-C stops)
+	./$(BIN) dev --demo
+
+.PHONY: test
+test: ## Run every test with the race detector
+	$(GO) test -race -count=1 -timeout 12m $(PKGS)
+
+.PHONY: test-short
+test-short: ## Quick tests (fewer seeds), with the race detector
+	$(GO) test -race -short -count=1 $(PKGS)
+
+.PHONY: bench
+bench: build ## Benchmarks vs raw franz-go and Parallel Consumer's volume test (writes .bench/results.json)
+	@mkdir -p .bench
+	./$(BIN) bench --out .bench/results.json
+
+.PHONY: bench-quick
+bench-quick: build ## The benchmarks' smoke version (< 30 s)
+	@mkdir -p .bench
+	./$(BIN) bench --quick --out .bench/quick.json
+
+.PHONY: fuzz
+fuzz: ## Fuzz the offset tracker and the topic parser for 30 s each
+	$(GO) test -run=XXX -fuzz=FuzzTracker -fuzztime=30s ./pkg/ordo/
+	$(GO) test -run=XXX -fuzz=FuzzParse -fuzztime=30s ./pkg/topics/
+
+.PHONY: lint
+lint: ## go vet, gofmt and golangci-lint (fetched through the module proxy)
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) run $(GOLANGCI) run $(PKGS)
+
+.PHONY: clean
+clean: ## Remove build and bench output
+	rm -rf bin .bench

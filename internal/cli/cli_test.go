@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestRunConfigExampleIsValid(t *testing.T) {
+	r := &RunCmd{ConfigPath: "../../deploy/ordo.yaml", Out: &bytes.Buffer{}}
+	if err := r.Validate(); err != nil {
+		t.Fatalf("deploy/ordo.yaml: %v", err)
+	}
+	if r.cfg.Group != "orders-ledger" || r.fc.ShutdownTimeout != 30*time.Second {
+		t.Errorf("decoded %+v", r.fc)
+	}
+}
+
+func TestRunConfigErrorsNameTheField(t *testing.T) {
+	cases := map[string]string{
+		"unknown field":   "brokers: [a:1]\ngroup: g\ntopics: [t]\nprocessor: log\nworkers: 3\n",
+		"bad processor":   "brokers: [a:1]\ngroup: g\ntopics: [t]\nprocessor: nope\n",
+		"bad ordering":    "brokers: [a:1]\ngroup: g\ntopics: [t]\nprocessor: log\nordering: sideways\n",
+		"missing group":   "brokers: [a:1]\ntopics: [t]\nprocessor: log\n",
+		"revoke too long": "brokers: [a:1]\ngroup: g\ntopics: [t]\nprocessor: log\nrevoke_timeout: 2m\n",
+		"bad duration":    "brokers: [a:1]\ngroup: g\ntopics: [t]\nprocessor: log\ncommit_interval: soon\n",
+	}
+	want := map[string]string{
+		"unknown field":   "workers",
+		"bad processor":   "processor",
+		"bad ordering":    "ordering",
+		"missing group":   "Config.Group",
+		"revoke too long": "Config.RevokeTimeout",
+		"bad duration":    "soon",
+	}
+	dir := t.TempDir()
+	for name, body := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
+			if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			err := (&RunCmd{ConfigPath: p, Out: &bytes.Buffer{}}).Validate()
+			if err == nil || !strings.Contains(err.Error(), want[name]) || !strings.Contains(err.Error(), p) {
+				t.Fatalf("error %v, want one naming %q and the file", err, want[name])
+			}
+		})
+	}
+}
+
+func TestDevValidateNamesFlags(t *testing.T) {
+	d := &DevCmd{KafkaAddr: "nope", MetricsAddr: "", TopicsDir: "/does/not/exist", Demo: true, Rate: 0,
+		Customers: 1, Ordering: "key", LogLevel: "warn", ShutdownTimeout: time.Second}
+	err := d.Validate()
+	for _, f := range []string{"--kafka-addr", "--rate", "--topics-dir"} {
+		if err == nil || !strings.Contains(err.Error(), f) {
+			t.Errorf("error %v does not name %s", err, f)
+		}
+	}
+}
+
+func TestMainUsageExitCode(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), []string{"dev", "--no-such-flag"}, &out, &errb); code != 2 {
+		t.Errorf("exit code %d for a bad flag, want 2 (stderr %q)", code, errb.String())
+	}
+	if code := Main(context.Background(), []string{"run"}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "--config") {
+		t.Errorf("exit code %d, stderr %q: want 2 naming --config", code, errb.String())
+	}
+}
+
+func TestTopicsList(t *testing.T) {
+	var out bytes.Buffer
+	if code := Main(context.Background(), []string{"topics", "list", "--dir", "../../topics"}, &out, &out); code != 0 {
+		t.Fatalf("exit %d: %s", code, out.String())
+	}
+	for _, name := range []string{"orders", "orders.retry.1", "orders.retry.3", "orders.dlq"} {
+		if !strings.Contains(out.String(), name) {
+			t.Errorf("topics list lacks %s:\n%s", name, out.String())
+		}
+	}
+}
+
+// TestDevDemoRuns runs `ordo dev --demo` in-process for a few seconds on
+// free ports: it must process events, dead-letter the malformed ones, see
+// no ordering violation and exit cleanly at --duration.
+func TestDevDemoRuns(t *testing.T) {
+	var out bytes.Buffer
+	d := &DevCmd{KafkaAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", TopicsDir: "../../topics", Topic: "orders",
+		Group: "g", Demo: true, Rate: 3000, Customers: 50, MalformedEvery: 100, Work: 0, Duration: 3 * time.Second,
+		ShutdownTimeout: 10 * time.Second, Ordering: "key", Workers: 4, LogLevel: "error", Out: &syncWriter{w: &out}}
+	if err := d.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	last := s[strings.LastIndex(strings.TrimSpace(s), "\n")+1:]
+	if !strings.Contains(last, "order-violations=0") {
+		t.Errorf("final line %q", last)
+	}
+	if strings.Contains(last, "processed=0 ") || strings.Contains(last, "dlq=0 ") {
+		t.Errorf("nothing processed or dead-lettered: %q", last)
+	}
+	if !strings.Contains(s, "[1s] produced=") {
+		t.Errorf("no progress line:\n%s", s)
+	}
+}

@@ -107,4 +107,3 @@ func (p *Processor) Balance(customer string) int64 {
 	defer p.mu.Unlock()
 	return p.balances[customer]
 }
-

@@ -1,0 +1,68 @@
+package example
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ordokafka/ordo/pkg/ordo"
+)
+
+func rec(key string, ev any) *kgo.Record {
+	v, _ := json.Marshal(ev)
+	return &kgo.Record{Topic: "orders", Key: []byte(key), Value: v}
+}
+
+func isPermanent(err error) bool {
+	// Permanent errors print with the "permanent: " prefix and unwrap to
+	// their cause; ordo's own classification is tested in pkg/ordo.
+	return err != nil && errors.Unwrap(err) != nil && err.Error()[:10] == "permanent:"
+}
+
+func TestProcessAppliesInOrderAndCountsViolations(t *testing.T) {
+	p := New(Options{})
+	ctx := context.Background()
+	for _, ev := range []Event{{"c-1", 1, 10}, {"c-1", 2, 5}, {"c-1", 2, 5} /* redelivery */, {"c-1", 4, 1} /* gap */} {
+		if err := p.Process(ctx, rec(ev.Customer, ev)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := p.Balance("c-1"); got != 16 {
+		t.Errorf("balance %d, want 16 (the redelivery is not applied twice)", got)
+	}
+	if p.Applied() != 3 || p.Violations() != 1 {
+		t.Errorf("applied %d violations %d, want 3 and 1", p.Applied(), p.Violations())
+	}
+}
+
+func TestProcessRejectsMalformedPermanently(t *testing.T) {
+	p := New(Options{})
+	bad := []*kgo.Record{
+		{Key: []byte("c-1"), Value: []byte("{not json")},
+		rec("c-1", Event{Customer: "", Seq: 1}),
+		rec("c-1", Event{Customer: "c-1", Seq: 0}),
+		rec("c-2", Event{Customer: "c-1", Seq: 1}),
+	}
+	for i, r := range bad {
+		if err := p.Process(context.Background(), r); !isPermanent(err) {
+			t.Errorf("case %d: err %v, want a permanent error", i, err)
+		}
+	}
+	if p.Applied() != 0 {
+		t.Error("a malformed event changed the ledger")
+	}
+	_ = ordo.Permanent
+}
+
+func TestProcessWorkHonoursCancellation(t *testing.T) {
+	p := New(Options{Work: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := p.Process(ctx, rec("c-1", Event{"c-1", 1, 1})); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+}

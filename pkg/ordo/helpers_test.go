@@ -80,12 +80,12 @@ type pk struct {
 // ledger records what a processor applied, for property checks.
 type ledger struct {
 	mu      sync.Mutex
-	applied map[pk]int                 // times each record was applied
-	byKey   map[string][]pk            // application order per partition+key
-	active  map[string]bool            // keys in a call right now
-	errs    []string                   // violations seen during the run
-	values  map[string]int             // times each value was applied
-	dups    int                        // applications of an already applied record
+	applied map[pk]int      // times each record was applied
+	byKey   map[string][]pk // application order per partition+key
+	active  map[string]bool // keys in a call right now
+	errs    []string        // violations seen during the run
+	values  map[string]int  // times each value was applied
+	dups    int             // applications of an already applied record
 }
 
 func newLedger() *ledger {

@@ -31,21 +31,21 @@ type lane struct {
 
 	wg sync.WaitGroup // the lane's workers
 
-	mu       sync.Mutex
-	cond     *sync.Cond // signaled when work becomes runnable or the lane closes
-	tr       *tracker
-	keys     map[string]*keyQueue
-	single   *keyQueue // the one queue of OrderPartition
-	free     []*keyQueue
-	runq     workDeque
-	running  int                 // records taken by a worker or producing to the DLQ
-	timers   map[*work]Timer     // records waiting for a retry
-	closing  bool                // no new record starts
-	closed   bool                // the tracker is frozen: completions are stale
-	drained  chan struct{}       // closed when closing and running == 0
-	paused   bool                // fetching of the partition is paused
-	hw       int64               // high watermark seen in the last fetch
-	commit   int64               // last committed offset; -1 before any
+	mu      sync.Mutex
+	cond    *sync.Cond // signaled when work becomes runnable or the lane closes
+	tr      *tracker
+	keys    map[string]*keyQueue
+	single  *keyQueue // the one queue of OrderPartition
+	free    []*keyQueue
+	runq    workDeque
+	running int             // records taken by a worker or producing to the DLQ
+	timers  map[*work]Timer // records waiting for a retry
+	closing bool            // no new record starts
+	closed  bool            // the tracker is frozen: completions are stale
+	drained chan struct{}   // closed when closing and running == 0
+	paused  bool            // fetching of the partition is paused
+	hw      int64           // high watermark seen in the last fetch
+	commit  int64           // last committed offset; -1 before any
 }
 
 // keyQueue is the FIFO of one key's records that wait behind the key's

@@ -146,6 +146,11 @@ func decide(laneCtx context.Context, err error, attempt int, rp RetryPolicy, jit
 	return action{kind: actRetry, delay: jitter(rp.backoff(attempt)), class: class}
 }
 
+// ClassOf returns the class Ordo gives a processor error: permanent for
+// Permanent, panic for a recovered panic, timeout for a context deadline,
+// retryable otherwise. Use it in a processor's tests.
+func ClassOf(err error) ErrorClass { return classify(err) }
+
 // classify names the class of a processor error.
 func classify(err error) ErrorClass {
 	var perm *permanentError

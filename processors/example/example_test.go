@@ -18,9 +18,7 @@ func rec(key string, ev any) *kgo.Record {
 }
 
 func isPermanent(err error) bool {
-	// Permanent errors print with the "permanent: " prefix and unwrap to
-	// their cause; ordo's own classification is tested in pkg/ordo.
-	return err != nil && errors.Unwrap(err) != nil && err.Error()[:10] == "permanent:"
+	return err != nil && ordo.ClassOf(err) == ordo.ClassPermanent
 }
 
 func TestProcessAppliesInOrderAndCountsViolations(t *testing.T) {
@@ -55,7 +53,6 @@ func TestProcessRejectsMalformedPermanently(t *testing.T) {
 	if p.Applied() != 0 {
 		t.Error("a malformed event changed the ledger")
 	}
-	_ = ordo.Permanent
 }
 
 func TestProcessWorkHonoursCancellation(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ordokafka/ordo/pkg/ordo"
@@ -269,6 +270,45 @@ func TestHoldDoesNotSpendAttempts(t *testing.T) {
 	}
 	if got := metricValue(t, cons.Registry(), "ordo_records_total", "outcome", "hold"); got != 6 {
 		t.Errorf("hold outcomes %v, want 6", got)
+	}
+	stop(t, cons)
+}
+
+// TestDeadLetterProduceFailureIsRetried: the DLQ topic does not exist, so
+// the dead-letter produce fails; the record must not be marked (the
+// watermark stays on it) and the produce is retried until, once the topic
+// is created, it succeeds and the commit moves past it.
+func TestDeadLetterProduceFailureIsRetried(t *testing.T) {
+	c := newCluster(t, 1, "t")
+	produceRecords(t, c.ListenAddrs(),
+		&kgo.Record{Topic: "t", Key: []byte("a"), Value: []byte("poison")},
+		&kgo.Record{Topic: "t", Key: []byte("b"), Value: []byte("ok")},
+	)
+	proc := ordo.ProcessorFunc(func(ctx context.Context, r *kgo.Record) error {
+		if string(r.Value) == "poison" {
+			return ordo.Permanent(errors.New("bad"))
+		}
+		return nil
+	})
+	cfg := baseConfig(c.ListenAddrs(), "g", proc, "t")
+	cfg.Retry.InitialBackoff = 10 * time.Millisecond
+	cfg.Retry.MaxBackoff = 50 * time.Millisecond
+	cfg.KgoOpts = append(cfg.KgoOpts, kgo.UnknownTopicRetries(0))
+	cons := startConsumer(t, cfg)
+	waitFor(t, 30*time.Second, "a failed dead-letter produce", func() bool {
+		return metricValue(t, cons.Registry(), "ordo_dlq_produce_errors_total", "", "") >= 1
+	})
+	s := cons.Lanes()[0]
+	if s.Watermark != 0 || s.Committed > 0 {
+		t.Fatalf("watermark %d committed %d while the dead letter is not acked, want 0", s.Watermark, s.Committed)
+	}
+	adm := kadm.NewClient(newPlainClient(t, c.ListenAddrs()))
+	if _, err := adm.CreateTopic(context.Background(), 1, 1, nil, "t.dlq"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "commit past the poisoned record", func() bool { return cons.Lanes()[0].Committed == 2 })
+	if got := metricValue(t, cons.Registry(), "ordo_records_total", "outcome", "dlq"); got != 1 {
+		t.Errorf("dlq outcomes %v, want 1", got)
 	}
 	stop(t, cons)
 }

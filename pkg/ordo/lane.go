@@ -294,7 +294,11 @@ func (l *lane) resolve(w *work, act action) {
 	switch act.kind {
 	case actDone:
 		l.m.ok.Inc()
-		l.finishLocked(w)
+		if l.finishLocked(w) {
+			l.mu.Unlock()
+			l.c.resumeGlobal()
+			l.mu.Lock()
+		}
 	case actRetry, actHold:
 		l.running--
 		if act.kind == actRetry {
@@ -351,12 +355,16 @@ func (l *lane) deadLetter(w *work, class ErrorClass) {
 	rec := c.dlqRecord(w, class)
 	l.cl.Produce(l.ctx, rec, func(_ *kgo.Record, err error) {
 		l.mu.Lock()
-		defer l.mu.Unlock()
 		if err == nil {
 			l.m.dlq.Inc()
-			l.finishLocked(w)
+			resume := l.finishLocked(w)
+			l.mu.Unlock()
+			if resume {
+				c.resumeGlobal()
+			}
 			return
 		}
+		defer l.mu.Unlock()
 		if l.closed {
 			l.m.stale.Inc()
 			return
@@ -367,20 +375,25 @@ func (l *lane) deadLetter(w *work, class ErrorClass) {
 		l.running--
 		l.signalDrained()
 		l.schedule(w, c.cfg.Retry.MaxBackoff, func(w *work) {
+			// Runs on the timer's goroutine with l.mu held.
 			l.running++
-			go l.deadLetter(w, class)
+			l.mu.Unlock()
+			l.deadLetter(w, class)
+			l.mu.Lock()
 		})
 	})
 }
 
 // finishLocked marks w finished: the watermark may advance past it, its
-// key's next record becomes runnable, and the partition may resume.
-func (l *lane) finishLocked(w *work) {
+// key's next record becomes runnable, and the partition may resume. It
+// reports whether lanes paused for the consumer-wide budget may resume now;
+// the caller then calls Consumer.resumeGlobal without holding l.mu.
+func (l *lane) finishLocked(w *work) (resumeGlobal bool) {
 	if l.closed {
 		// The partition was revoked or lost while w ran: its offset is no
 		// longer ours to mark.
 		l.m.stale.Inc()
-		return
+		return false
 	}
 	l.running--
 	size := int64(len(w.rec.Key) + len(w.rec.Value))
@@ -391,11 +404,8 @@ func (l *lane) finishLocked(w *work) {
 	if l.paused && l.underResume() {
 		l.resumeLocked()
 	}
-	if l.c.globalPaused.Load() && !l.c.globalOver(true) {
-		// Resuming other lanes takes their locks: do it off this one.
-		go l.c.resumeGlobal()
-	}
 	l.signalDrained()
+	return l.c.globalPaused.Load() && !l.c.globalOver(true)
 }
 
 func (l *lane) signalDrained() {

@@ -198,8 +198,9 @@ func (l *lane) advanceKey(w *work) {
 			kq.tail = nil
 		}
 		next.next = nil
+		// No signal: a finishing worker takes from the run queue before it
+		// waits; the dead-letter path, which is no worker, signals itself.
 		l.runq.pushBack(next)
-		l.cond.Signal()
 		return
 	}
 	kq.active = false
@@ -358,6 +359,7 @@ func (l *lane) deadLetter(w *work, class ErrorClass) {
 		if err == nil {
 			l.m.dlq.Inc()
 			resume := l.finishLocked(w)
+			l.cond.Signal() // the key's next record may be runnable
 			l.mu.Unlock()
 			if resume {
 				c.resumeGlobal()

@@ -3,13 +3,19 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
+
+	"github.com/ordokafka/ordo/pkg/devbroker"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -113,5 +119,64 @@ func TestDevDemoRuns(t *testing.T) {
 	}
 	if !strings.Contains(s, "[1s] produced=") {
 		t.Errorf("no progress line:\n%s", s)
+	}
+}
+
+// TestRunAgainstBroker runs `ordo run` with a config file against a broker
+// (the embedded one, standing in for Redpanda), feeds it events, and stops
+// it by canceling its context as SIGTERM does.
+func TestRunAgainstBroker(t *testing.T) {
+	b, err := devbroker.Start(devbroker.Options{Addr: "127.0.0.1:0", Extra: []kfake.Opt{kfake.SeedTopics(3, "orders", "orders.dlq")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	p := filepath.Join(t.TempDir(), "ordo.yaml")
+	body := "brokers: [" + b.Addr() + "]\ngroup: g\ntopics: [orders]\nprocessor: example\nmetrics_addr: \"\"\nlog_level: error\nsession_timeout: 6s\nshutdown_timeout: 10s\n"
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	r := &RunCmd{ConfigPath: p, Out: &syncWriter{w: &out}}
+	if err := r.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic("orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	for i := 1; i <= 100; i++ {
+		v := fmt.Sprintf(`{"customer":"c-%d","seq":%d,"amount_cents":1}`, i%7, (i+6)/7)
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Key: fmt.Appendf(nil, "c-%d", i%7), Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adm := kadm.NewClient(cl)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		offs, err := adm.FetchOffsets(context.Background(), "g")
+		total := int64(0)
+		if err == nil {
+			offs.Each(func(o kadm.OffsetResponse) { total += o.At })
+		}
+		if total == 100 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("committed %d of 100 (err %v)", total, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "ordo run: stopped. processed=100 ") {
+		t.Errorf("output:\n%s", out.String())
 	}
 }

@@ -79,7 +79,8 @@ func (rp RetryPolicy) backoff(attempt int) time.Duration {
 	}
 	exp := math.Pow(2, float64(attempt-1))
 	d := float64(rp.InitialBackoff) * exp
-	if d > float64(rp.MaxBackoff) || math.IsInf(d, 0) {
+	// >=: float64(MaxInt64) rounds up to 2^63, which would overflow.
+	if d >= float64(rp.MaxBackoff) || math.IsInf(d, 0) {
 		return rp.MaxBackoff
 	}
 	return time.Duration(d)
@@ -235,7 +236,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.CommitInterval, DefaultCommitInterval)
 	setDur(&c.SessionTimeout, DefaultSessionTimeout)
 	setDur(&c.RebalanceTimeout, DefaultRebalanceTimeout)
-	if c.RevokeTimeout == 0 {
+	if c.RevokeTimeout == 0 && c.RebalanceTimeout > 0 {
 		c.RevokeTimeout = min(DefaultRevokeTimeout, c.RebalanceTimeout/2)
 	}
 	setInt(&c.MaxPollRecords, DefaultMaxPollRecords)
@@ -274,7 +275,7 @@ func (c Config) validate() error {
 	seen := map[string]bool{}
 	for i, t := range c.Topics {
 		switch {
-		case t == "":
+		case strings.TrimSpace(t) == "":
 			bad(fmt.Sprintf("Topics[%d]", i), "is empty")
 		case seen[t]:
 			bad(fmt.Sprintf("Topics[%d]", i), "repeats topic %q", t)

@@ -7,11 +7,13 @@ import (
 	"math/rand/v2"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -275,7 +277,8 @@ func (c *Consumer) poll(ctx context.Context) {
 	}
 }
 
-func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+func (c *Consumer) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	done := c.fetchOffsetMaps(ctx, cl, assigned)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for topic, parts := range assigned {
@@ -284,13 +287,47 @@ func (c *Consumer) onAssigned(_ context.Context, cl *kgo.Client, assigned map[st
 			if c.lanes[k] != nil {
 				continue
 			}
-			c.lanes[k] = newLane(c, cl, topic, p, c.epochs.Add(1))
+			l := newLane(c, cl, topic, p, c.epochs.Add(1))
+			l.done = done[k]
+			c.lanes[k] = l
 			c.retired.Add(1)
 		}
 	}
 	// A partition paused by an earlier owner-lane of this member must fetch.
 	cl.ResumeFetchPartitions(assigned)
 	c.cfg.Logger.Info("partitions assigned", "partitions", assigned)
+}
+
+// fetchOffsetMaps reads the committed offsets of the assigned partitions
+// and decodes the offset maps their commits carry: the records a previous
+// owner finished above the committed offset. Without them (an error, an
+// old commit) those records are simply processed again.
+func (c *Consumer) fetchOffsetMaps(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) map[tp]map[int64]struct{} {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	resps, err := kadm.NewClient(cl).FetchOffsets(ctx, c.cfg.Group)
+	if err != nil {
+		c.cfg.Logger.Warn("reading committed offset maps; finished records may be redelivered", "err", err)
+		return nil
+	}
+	out := map[tp]map[int64]struct{}{}
+	for topic, parts := range assigned {
+		for _, p := range parts {
+			r, ok := resps.Lookup(topic, p)
+			if !ok || r.Err != nil || r.At < 0 {
+				continue
+			}
+			done, err := decodeOffsetMap(r.Metadata, r.At)
+			if err != nil {
+				c.cfg.Logger.Warn("ignoring a corrupt offset map", "topic", topic, "partition", p, "err", err)
+				continue
+			}
+			if len(done) > 0 {
+				out[tp{topic, p}] = done
+			}
+		}
+	}
+	return out
 }
 
 // onRevoked drains the revoked partitions' running records within
@@ -365,10 +402,10 @@ func (c *Consumer) closeLanes(ctx context.Context, cl *kgo.Client, lanes []*lane
 		}
 	}
 	c.commitMu.Lock()
-	offsets := map[string]map[int32]kgo.EpochOffset{}
+	offsets := map[tp]mark{}
 	for _, l := range lanes {
-		if off, epoch, ok := l.freeze(); ok {
-			addOffset(offsets, l.topic, l.partition, off, epoch)
+		if m, ok := l.freeze(); ok {
+			offsets[tp{l.topic, l.partition}] = m
 		}
 	}
 	// A commit on revoke must not be canceled by the drain deadline.
@@ -379,13 +416,6 @@ func (c *Consumer) closeLanes(ctx context.Context, cl *kgo.Client, lanes []*lane
 		go c.retire(l)
 	}
 	return errors.Join(err, cerr)
-}
-
-func addOffset(m map[string]map[int32]kgo.EpochOffset, topic string, p int32, off int64, epoch int32) {
-	if m[topic] == nil {
-		m[topic] = map[int32]kgo.EpochOffset{}
-	}
-	m[topic][p] = kgo.EpochOffset{Epoch: epoch, Offset: off}
 }
 
 // committer commits every lane's watermark each CommitInterval.
@@ -423,19 +453,39 @@ func (c *Consumer) commitOwned(ctx context.Context) error {
 		lanes = append(lanes, l)
 	}
 	c.mu.RUnlock()
-	offsets := map[string]map[int32]kgo.EpochOffset{}
+	offsets := map[tp]mark{}
 	for _, l := range lanes {
-		if off, epoch, ok := l.watermark(); ok {
-			addOffset(offsets, l.topic, l.partition, off, epoch)
+		if m, ok := l.watermark(); ok {
+			offsets[tp{l.topic, l.partition}] = m
 		}
 	}
 	return c.commitLocked(ctx, c.cl, offsets, lanes, "periodic")
 }
 
-func (c *Consumer) commitLocked(ctx context.Context, cl *kgo.Client, offsets map[string]map[int32]kgo.EpochOffset, lanes []*lane, reason string) error {
-	if len(offsets) == 0 {
+func (c *Consumer) commitLocked(ctx context.Context, cl *kgo.Client, marks map[tp]mark, lanes []*lane, reason string) error {
+	if len(marks) == 0 {
 		return nil
 	}
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	for k, m := range marks {
+		if offsets[k.topic] == nil {
+			offsets[k.topic] = map[int32]kgo.EpochOffset{}
+		}
+		offsets[k.topic][k.partition] = kgo.EpochOffset{Epoch: m.epoch, Offset: m.offset}
+	}
+	// Attach each partition's offset map as its commit metadata.
+	ctx = kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
+		for i := range req.Topics {
+			t := &req.Topics[i]
+			for j := range t.Partitions {
+				p := &t.Partitions[j]
+				if m := marks[tp{t.Topic, p.Partition}]; m.meta != "" {
+					p.Metadata = kmsg.StringPtr(m.meta)
+				}
+			}
+		}
+		return nil
+	})
 	var cerr error
 	committed := map[string]map[int32]int64{}
 	cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
@@ -561,7 +611,8 @@ func (c *Consumer) dlqRecord(w *work, class ErrorClass) *kgo.Record {
 		errText = w.lastErr.Error()
 	}
 	if len(errText) > maxErrorHeader {
-		errText = errText[:maxErrorHeader]
+		// Cut, then drop a rune the cut split: the header stays UTF-8.
+		errText = strings.ToValidUTF8(errText[:maxErrorHeader], "")
 	}
 	hs := make([]kgo.RecordHeader, 0, len(src.Headers)+9)
 	for _, h := range src.Headers {

@@ -38,14 +38,15 @@ type lane struct {
 	single  *keyQueue // the one queue of OrderPartition
 	free    []*keyQueue
 	runq    workDeque
-	running int             // records taken by a worker or producing to the DLQ
-	timers  map[*work]Timer // records waiting for a retry
-	closing bool            // no new record starts
-	closed  bool            // the tracker is frozen: completions are stale
-	drained chan struct{}   // closed when closing and running == 0
-	paused  bool            // fetching of the partition is paused
-	hw      int64           // high watermark seen in the last fetch
-	commit  int64           // last committed offset; -1 before any
+	running int                // records taken by a worker or producing to the DLQ
+	timers  map[*work]Timer    // records waiting for a retry
+	closing bool               // no new record starts
+	closed  bool               // the tracker is frozen: completions are stale
+	drained chan struct{}      // closed when closing and running == 0
+	paused  bool               // fetching of the partition is paused
+	hw      int64              // high watermark seen in the last fetch
+	commit  int64              // last committed offset; -1 before any
+	done    map[int64]struct{} // offsets a previous owner finished (its offset map)
 }
 
 // keyQueue is the FIFO of one key's records that wait behind the key's
@@ -118,6 +119,16 @@ func (l *lane) add(recs []*kgo.Record, hw int64) {
 		size := int32(len(r.Key) + len(r.Value))
 		seq, ok := l.tr.add(r.Offset, r.LeaderEpoch, size, r.Timestamp)
 		if !ok {
+			continue
+		}
+		if _, was := l.done[r.Offset]; was {
+			// Finished by the partition's previous owner above its
+			// committed offset: mark it without running it again. Key
+			// order makes this safe: a record finishes only after the
+			// earlier records of its key.
+			delete(l.done, r.Offset)
+			l.tr.finish(seq)
+			l.m.alreadyDone.Inc()
 			continue
 		}
 		nrecs++
@@ -472,10 +483,17 @@ func (l *lane) beginClose() <-chan struct{} {
 	return l.drained
 }
 
+// mark is what a commit carries for one lane.
+type mark struct {
+	offset int64
+	epoch  int32
+	meta   string // the offset map of records finished above offset
+}
+
 // freeze makes the tracker final: from now on completions are stale. It
 // returns the watermark to commit and resumes fetching if the lane had
 // paused it, so that a later assignment of the partition starts unpaused.
-func (l *lane) freeze() (offset int64, epoch int32, ok bool) {
+func (l *lane) freeze() (mark, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closed = true
@@ -485,20 +503,33 @@ func (l *lane) freeze() (offset int64, epoch int32, ok bool) {
 	// Give back the global budget the abandoned records held.
 	l.c.inflightRecs.Add(-int64(l.tr.pending))
 	l.c.inflightBytes.Add(-l.tr.bytes)
-	offset, epoch, ok = l.tr.watermark()
-	return offset, epoch, ok && offset > l.commit
+	return l.markLocked(true)
 }
 
 // watermark returns what a periodic commit would commit for the lane; ok is
 // false if there is nothing new to commit.
-func (l *lane) watermark() (offset int64, epoch int32, ok bool) {
+func (l *lane) watermark() (mark, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return 0, 0, false
+		return mark{}, false
 	}
-	offset, epoch, ok = l.tr.watermark()
-	return offset, epoch, ok && offset > l.commit
+	return l.markLocked(false)
+}
+
+// markLocked returns the lane's watermark and offset map. A commit is due
+// when the watermark moved, or, on a final commit, when the offset map
+// would tell the next owner something.
+func (l *lane) markLocked(final bool) (mark, bool) {
+	off, epoch, ok := l.tr.watermark()
+	if !ok {
+		return mark{}, false
+	}
+	m := mark{offset: off, epoch: epoch}
+	if off > l.commit || final {
+		m.meta = l.tr.offsetMap()
+	}
+	return m, off > l.commit || (final && m.meta != "")
 }
 
 func (l *lane) committed(offset int64) {

@@ -30,6 +30,7 @@ type metrics struct {
 
 type topicMetrics struct {
 	ok, failed, retried, held, dlq, stale prometheus.Counter
+	alreadyDone                           prometheus.Counter
 	dlqErrors, pauses                     prometheus.Counter
 	duration                              prometheus.Observer
 }
@@ -42,6 +43,10 @@ const (
 	OutcomeHold  = "hold"  // a Hold error kept the record
 	OutcomeDLQ   = "dlq"   // the record was dead-lettered and the produce acked
 	OutcomeStale = "stale" // a completion for a partition no longer owned, dropped
+	// OutcomeAlreadyDone counts records the partition's previous owner
+	// finished above its committed offset (listed in the commit's offset
+	// map): marked done without running them again.
+	OutcomeAlreadyDone = "already_done"
 )
 
 func newMetrics(reg prometheus.Registerer, c *Consumer) (*metrics, error) {
@@ -51,7 +56,7 @@ func newMetrics(reg prometheus.Registerer, c *Consumer) (*metrics, error) {
 		group: group,
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ordo_records_total", ConstLabels: cl,
-			Help: "Records by outcome: ok, error (failed attempts), retry, hold, dlq, stale (completions dropped for partitions no longer owned).",
+			Help: "Records by outcome: ok, error (failed attempts), retry, hold, dlq, stale (completions dropped for partitions no longer owned), already_done (finished by the previous owner, per its offset map).",
 		}, []string{"topic", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "ordo_processing_duration_seconds", ConstLabels: cl,
@@ -101,15 +106,16 @@ func (m *metrics) topic(t string) *topicMetrics {
 		return tm
 	}
 	tm := &topicMetrics{
-		ok:        m.records.WithLabelValues(t, OutcomeOK),
-		failed:    m.records.WithLabelValues(t, OutcomeError),
-		retried:   m.records.WithLabelValues(t, OutcomeRetry),
-		held:      m.records.WithLabelValues(t, OutcomeHold),
-		dlq:       m.records.WithLabelValues(t, OutcomeDLQ),
-		stale:     m.records.WithLabelValues(t, OutcomeStale),
-		dlqErrors: m.dlqErrors.WithLabelValues(t),
-		pauses:    m.pauses.WithLabelValues(t),
-		duration:  m.duration.WithLabelValues(t),
+		ok:          m.records.WithLabelValues(t, OutcomeOK),
+		failed:      m.records.WithLabelValues(t, OutcomeError),
+		retried:     m.records.WithLabelValues(t, OutcomeRetry),
+		held:        m.records.WithLabelValues(t, OutcomeHold),
+		dlq:         m.records.WithLabelValues(t, OutcomeDLQ),
+		stale:       m.records.WithLabelValues(t, OutcomeStale),
+		alreadyDone: m.records.WithLabelValues(t, OutcomeAlreadyDone),
+		dlqErrors:   m.dlqErrors.WithLabelValues(t),
+		pauses:      m.pauses.WithLabelValues(t),
+		duration:    m.duration.WithLabelValues(t),
 	}
 	m.topics[t] = tm
 	return tm

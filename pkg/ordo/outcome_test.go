@@ -41,55 +41,55 @@ func TestDecide(t *testing.T) {
 	backoff := func(name string, err error, attempt int, class ErrorClass, b time.Duration) tc {
 		return tc{name: name, ctx: live, err: err, attempt: attempt, kind: actRetry, class: class, delayMin: b / 2, delayMax: b}
 	}
-	exact := func(name string, ctx context.Context, err error, attempt int, kind actionKind, class ErrorClass, d time.Duration) tc {
+	exact := func(ctx context.Context, name string, err error, attempt int, kind actionKind, class ErrorClass, d time.Duration) tc {
 		return tc{name: name, ctx: ctx, err: err, attempt: attempt, kind: kind, class: class, delayMin: d, delayMax: d, exact: true}
 	}
 	cases := []tc{
-		exact("nil", live, nil, 1, actDone, "", 0),
-		exact("nil at last attempt", live, nil, 3, actDone, "", 0),
-		exact("nil with canceled lane", canceled, nil, 1, actDone, "", 0),
+		exact(live, "nil", nil, 1, actDone, "", 0),
+		exact(live, "nil at last attempt", nil, 3, actDone, "", 0),
+		exact(canceled, "nil with canceled lane", nil, 1, actDone, "", 0),
 
 		backoff("plain error attempt 1", boom, 1, ClassRetryable, 100*time.Millisecond),
 		backoff("plain error attempt 2", boom, 2, ClassRetryable, 200*time.Millisecond),
 		backoff("wrapped plain error", fmt.Errorf("ctx: %w", boom), 2, ClassRetryable, 200*time.Millisecond),
-		exact("plain error at MaxAttempts", live, boom, 3, actDLQ, ClassRetryable, 0),
-		exact("plain error past MaxAttempts", live, boom, 4, actDLQ, ClassRetryable, 0),
+		exact(live, "plain error at MaxAttempts", boom, 3, actDLQ, ClassRetryable, 0),
+		exact(live, "plain error past MaxAttempts", boom, 4, actDLQ, ClassRetryable, 0),
 
-		exact("permanent at attempt 1", live, Permanent(boom), 1, actDLQ, ClassPermanent, 0),
-		exact("wrapped permanent", live, fmt.Errorf("handler: %w", Permanent(boom)), 1, actDLQ, ClassPermanent, 0),
-		exact("doubly wrapped permanent", live, fmt.Errorf("a: %w", fmt.Errorf("b: %w", Permanent(boom))), 2, actDLQ, ClassPermanent, 0),
-		exact("joined permanent", live, errors.Join(boom, Permanent(boom)), 1, actDLQ, ClassPermanent, 0),
+		exact(live, "permanent at attempt 1", Permanent(boom), 1, actDLQ, ClassPermanent, 0),
+		exact(live, "wrapped permanent", fmt.Errorf("handler: %w", Permanent(boom)), 1, actDLQ, ClassPermanent, 0),
+		exact(live, "doubly wrapped permanent", fmt.Errorf("a: %w", fmt.Errorf("b: %w", Permanent(boom))), 2, actDLQ, ClassPermanent, 0),
+		exact(live, "joined permanent", errors.Join(boom, Permanent(boom)), 1, actDLQ, ClassPermanent, 0),
 
-		exact("retry after", live, RetryAfter(3*time.Second, boom), 1, actRetry, ClassRetryable, 3*time.Second),
-		exact("retry after beyond MaxBackoff", live, RetryAfter(time.Minute, boom), 2, actRetry, ClassRetryable, time.Minute),
-		exact("wrapped retry after", live, fmt.Errorf("x: %w", RetryAfter(3*time.Second, boom)), 1, actRetry, ClassRetryable, 3*time.Second),
-		exact("retry after at MaxAttempts", live, RetryAfter(3*time.Second, boom), 3, actDLQ, ClassRetryable, 0),
-		exact("retry after past MaxAttempts", live, RetryAfter(3*time.Second, boom), 7, actDLQ, ClassRetryable, 0),
-		exact("retry after permanent", live, RetryAfter(3*time.Second, Permanent(boom)), 1, actDLQ, ClassPermanent, 0),
+		exact(live, "retry after", RetryAfter(3*time.Second, boom), 1, actRetry, ClassRetryable, 3*time.Second),
+		exact(live, "retry after beyond MaxBackoff", RetryAfter(time.Minute, boom), 2, actRetry, ClassRetryable, time.Minute),
+		exact(live, "wrapped retry after", fmt.Errorf("x: %w", RetryAfter(3*time.Second, boom)), 1, actRetry, ClassRetryable, 3*time.Second),
+		exact(live, "retry after at MaxAttempts", RetryAfter(3*time.Second, boom), 3, actDLQ, ClassRetryable, 0),
+		exact(live, "retry after past MaxAttempts", RetryAfter(3*time.Second, boom), 7, actDLQ, ClassRetryable, 0),
+		exact(live, "retry after permanent", RetryAfter(3*time.Second, Permanent(boom)), 1, actDLQ, ClassPermanent, 0),
 
-		exact("hold", live, Hold(boom), 1, actHold, ClassRetryable, 2*time.Second),
-		exact("wrapped hold", live, fmt.Errorf("breaker: %w", Hold(boom)), 1, actHold, ClassRetryable, 2*time.Second),
-		exact("hold at MaxAttempts", live, Hold(boom), 3, actHold, ClassRetryable, 2*time.Second),
-		exact("hold far past MaxAttempts", live, Hold(boom), 1000, actHold, ClassRetryable, 2*time.Second),
+		exact(live, "hold", Hold(boom), 1, actHold, ClassRetryable, 2*time.Second),
+		exact(live, "wrapped hold", fmt.Errorf("breaker: %w", Hold(boom)), 1, actHold, ClassRetryable, 2*time.Second),
+		exact(live, "hold at MaxAttempts", Hold(boom), 3, actHold, ClassRetryable, 2*time.Second),
+		exact(live, "hold far past MaxAttempts", Hold(boom), 1000, actHold, ClassRetryable, 2*time.Second),
 
 		backoff("panic attempt 1", panicErr, 1, ClassPanic, 100*time.Millisecond),
-		exact("panic at MaxAttempts", live, panicErr, 3, actDLQ, ClassPanic, 0),
-		exact("wrapped panic at MaxAttempts", live, fmt.Errorf("mw: %w", panicErr), 3, actDLQ, ClassPanic, 0),
+		exact(live, "panic at MaxAttempts", panicErr, 3, actDLQ, ClassPanic, 0),
+		exact(live, "wrapped panic at MaxAttempts", fmt.Errorf("mw: %w", panicErr), 3, actDLQ, ClassPanic, 0),
 
 		backoff("deadline exceeded attempt 1", context.DeadlineExceeded, 1, ClassTimeout, 100*time.Millisecond),
 		backoff("wrapped deadline exceeded", fmt.Errorf("call: %w", context.DeadlineExceeded), 2, ClassTimeout, 200*time.Millisecond),
-		exact("deadline exceeded at MaxAttempts", live, context.DeadlineExceeded, 3, actDLQ, ClassTimeout, 0),
+		exact(live, "deadline exceeded at MaxAttempts", context.DeadlineExceeded, 3, actDLQ, ClassTimeout, 0),
 		// The processor's own canceled context, with the lane alive, is an
 		// ordinary failure.
 		backoff("canceled with live lane", context.Canceled, 1, ClassRetryable, 100*time.Millisecond),
 
-		exact("canceled lane: plain error", canceled, boom, 1, actDrop, "", 0),
-		exact("canceled lane: at MaxAttempts", canceled, boom, 3, actDrop, "", 0),
-		exact("canceled lane: permanent", canceled, Permanent(boom), 1, actDrop, "", 0),
-		exact("canceled lane: hold", canceled, Hold(boom), 1, actDrop, "", 0),
-		exact("canceled lane: retry after", canceled, RetryAfter(time.Second, boom), 1, actDrop, "", 0),
-		exact("canceled lane: panic", canceled, panicErr, 3, actDrop, "", 0),
-		exact("canceled lane: context.Canceled", canceled, context.Canceled, 1, actDrop, "", 0),
+		exact(canceled, "canceled lane: plain error", boom, 1, actDrop, "", 0),
+		exact(canceled, "canceled lane: at MaxAttempts", boom, 3, actDrop, "", 0),
+		exact(canceled, "canceled lane: permanent", Permanent(boom), 1, actDrop, "", 0),
+		exact(canceled, "canceled lane: hold", Hold(boom), 1, actDrop, "", 0),
+		exact(canceled, "canceled lane: retry after", RetryAfter(time.Second, boom), 1, actDrop, "", 0),
+		exact(canceled, "canceled lane: panic", panicErr, 3, actDrop, "", 0),
+		exact(canceled, "canceled lane: context.Canceled", context.Canceled, 1, actDrop, "", 0),
 	}
 
 	realJitter := (&Consumer{}).jitter
@@ -184,7 +184,7 @@ func TestDecideErrorWrappers(t *testing.T) {
 					t.Fatalf("errors.As(%v, *causeErr) did not find the cause", err)
 				}
 			}
-			if errors.Unwrap(w.err) != cause {
+			if u := errors.Unwrap(w.err); !errors.Is(u, cause) || u.Error() != cause.Error() {
 				t.Fatalf("errors.Unwrap(%v) is not the cause", w.err)
 			}
 			if w.err.Error() != w.prefix+"downstream 503" {
@@ -267,5 +267,19 @@ func TestBackoff(t *testing.T) {
 			t.Fatalf("backoff(%d) = %v, want %v", a, got, time.Duration(1)<<(a-1))
 		}
 		prev = got
+	}
+}
+
+// Regression: a backoff that lands exactly on 2^63 must cap, not overflow.
+func TestBackoffNoOverflowAtMaxInt64(t *testing.T) {
+	for _, rp := range []RetryPolicy{
+		{InitialBackoff: 1 << 62, MaxBackoff: math.MaxInt64},
+		{InitialBackoff: time.Nanosecond, MaxBackoff: math.MaxInt64},
+	} {
+		for _, a := range []int{2, 63, 64, 65} {
+			if d := rp.backoff(a); d <= 0 || d > rp.MaxBackoff {
+				t.Errorf("%+v backoff(%d) = %d", rp, a, d)
+			}
+		}
 	}
 }

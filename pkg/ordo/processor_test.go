@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -37,7 +38,7 @@ func TestChainOrder(t *testing.T) {
 	})
 
 	err := Chain(p, mw("a"), mw("b"), mw("c")).Process(context.Background(), rec)
-	if err != sentinel {
+	if !errors.Is(err, sentinel) {
 		t.Fatalf("Chain returned %v, want the processor's error", err)
 	}
 	if got, want := strings.Join(calls, " "), "a> b> c> p <c <b <a"; got != want {
@@ -45,7 +46,7 @@ func TestChainOrder(t *testing.T) {
 	}
 
 	calls = nil
-	if err := Chain(p).Process(context.Background(), rec); err != sentinel {
+	if err := Chain(p).Process(context.Background(), rec); !errors.Is(err, sentinel) {
 		t.Fatalf("Chain(p) returned %v", err)
 	}
 	if got := strings.Join(calls, " "); got != "p" {
@@ -76,7 +77,7 @@ func TestRecoverPanic(t *testing.T) {
 		check func(any) bool
 	}{
 		{"string", "boom", func(v any) bool { return v == "boom" }},
-		{"error", boomErr, func(v any) bool { return v == boomErr }},
+		{"error", boomErr, func(v any) bool { e, ok := v.(error); return ok && errors.Is(e, boomErr) }},
 		{"int", 42, func(v any) bool { return v == 42 }},
 		{"nil", nil, func(v any) bool {
 			// Since Go 1.21, panic(nil) panics with *runtime.PanicNilError.
@@ -128,7 +129,7 @@ func TestRecoverPassesThrough(t *testing.T) {
 			}
 			return want
 		}))
-		if got := p.Process(ctx, rec); got != want {
+		if got := p.Process(ctx, rec); !errors.Is(got, want) {
 			t.Fatalf("Recover changed %v into %v", want, got)
 		}
 		if calls != 1 {
@@ -153,7 +154,7 @@ func TestProcessorFunc(t *testing.T) {
 		}
 		return sentinel
 	})
-	if err := p.Process(ctx, rec); err != sentinel {
+	if err := p.Process(ctx, rec); !errors.Is(err, sentinel) {
 		t.Fatalf("Process returned %v", err)
 	}
 }
@@ -453,6 +454,18 @@ func TestWorkDequeModel(t *testing.T) {
 		}
 		if d.popFront() != nil {
 			t.Fatalf("seed %d: deque not empty after draining", seed)
+		}
+	}
+}
+
+// Regression: truncating a long error keeps ordo-error valid UTF-8.
+func TestDLQRecordErrorTruncationKeepsUTF8(t *testing.T) {
+	c := &Consumer{cfg: Config{Group: "g"}.withDefaults()}
+	w := &work{rec: &kgo.Record{Topic: "t"}, attempt: 1, lastErr: errors.New(strings.Repeat("€", 2000))}
+	r := c.dlqRecord(w, ClassRetryable)
+	for _, h := range r.Headers {
+		if h.Key == HeaderError && (!utf8.Valid(h.Value) || len(h.Value) > maxErrorHeader) {
+			t.Fatalf("ordo-error is %d bytes, valid UTF-8 %v", len(h.Value), utf8.Valid(h.Value))
 		}
 	}
 }

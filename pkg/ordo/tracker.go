@@ -124,3 +124,23 @@ func (t *tracker) oldest() (time.Time, bool) {
 	}
 	return t.ring[t.head].ts, true
 }
+
+// offsetMap encodes the finished offsets above the watermark as commit
+// metadata (see encodeOffsetMap); "" when there are none.
+func (t *tracker) offsetMap() string {
+	if t.n < 2 {
+		return ""
+	}
+	base := t.ring[t.head].offset
+	i := 1
+	return encodeOffsetMap(base, func() (int64, bool) {
+		for ; i < t.n; i++ {
+			e := &t.ring[(t.head+i)&(len(t.ring)-1)]
+			if e.done {
+				i++
+				return e.offset, true
+			}
+		}
+		return 0, false
+	})
+}

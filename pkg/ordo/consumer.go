@@ -71,6 +71,14 @@ type Consumer struct {
 	tickDone  chan struct{}
 	watchDone chan struct{}
 	stopped   chan struct{}
+
+	// While Stop drains, a rebalance may run (polling has stopped, so
+	// nothing blocks it). Revoke then waits for Stop's commit, so the
+	// partitions are released only once committed, and a loss marks the
+	// draining lanes so that Stop commits nothing for them.
+	stopping      atomic.Bool
+	stopLanes     []*lane       // lanes Stop is closing; guarded by mu
+	stopCommitted chan struct{} // closed once Stop committed
 }
 
 // New validates cfg, applies its defaults and returns a Consumer that has
@@ -82,11 +90,12 @@ func New(cfg Config) (*Consumer, error) {
 		return nil, err
 	}
 	c := &Consumer{
-		cfg:     cfg,
-		proc:    Recover(Chain(cfg.Processor, cfg.Middleware...)),
-		sem:     make(chan struct{}, cfg.MaxWorkers),
-		lanes:   make(map[tp]*lane),
-		stopped: make(chan struct{}),
+		cfg:           cfg,
+		proc:          Recover(Chain(cfg.Processor, cfg.Middleware...)),
+		sem:           make(chan struct{}, cfg.MaxWorkers),
+		lanes:         make(map[tp]*lane),
+		stopped:       make(chan struct{}),
+		stopCommitted: make(chan struct{}),
 	}
 	reg := cfg.Registerer
 	if reg == nil {
@@ -215,11 +224,13 @@ func (c *Consumer) doStop(ctx context.Context, cancelWork bool) error {
 	<-c.tickDone
 	// 3 and 4. Drain and commit every lane.
 	c.mu.Lock()
+	c.stopping.Store(true)
 	all := make([]*lane, 0, len(c.lanes))
 	for k, l := range c.lanes {
 		all = append(all, l)
 		delete(c.lanes, k)
 	}
+	c.stopLanes = all
 	c.mu.Unlock()
 	if cancelWork {
 		for _, l := range all {
@@ -227,6 +238,7 @@ func (c *Consumer) doStop(ctx context.Context, cancelWork bool) error {
 		}
 	}
 	err := c.closeLanes(ctx, c.cl, all, "stop")
+	close(c.stopCommitted)
 	// 5. Leave the group. The revoke callback finds no lanes left.
 	c.cl.CloseAllowingRebalance()
 	// 6. Wait for the workers.
@@ -334,6 +346,13 @@ func (c *Consumer) fetchOffsetMaps(ctx context.Context, cl *kgo.Client, assigned
 // RevokeTimeout, commits their watermarks and releases them.
 func (c *Consumer) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	lanes := c.detach(revoked)
+	if c.stopping.Load() {
+		// Stop owns the lanes now: release nothing before it committed.
+		select {
+		case <-c.stopCommitted:
+		case <-ctx.Done():
+		}
+	}
 	if len(lanes) == 0 {
 		return
 	}
@@ -349,12 +368,23 @@ func (c *Consumer) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[st
 // committed for them (another member may own them already).
 func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	for _, l := range c.detach(lost) {
-		l.cancel()
+		l.markLost()
 		l.beginClose()
 		l.freeze()
 		c.metrics.lost.Inc()
 		go c.retire(l)
 	}
+	// Lanes that Stop is draining: Stop must not commit them.
+	c.mu.RLock()
+	for _, l := range c.stopLanes {
+		for _, p := range lost[l.topic] {
+			if p == l.partition {
+				l.markLost()
+				c.metrics.lost.Inc()
+			}
+		}
+	}
+	c.mu.RUnlock()
 	c.cfg.Logger.Warn("partitions lost", "partitions", lost)
 }
 

@@ -42,6 +42,7 @@ type lane struct {
 	timers  map[*work]Timer    // records waiting for a retry
 	closing bool               // no new record starts
 	closed  bool               // the tracker is frozen: completions are stale
+	lost    bool               // the partition was lost: commit nothing for it
 	drained chan struct{}      // closed when closing and running == 0
 	paused  bool               // fetching of the partition is paused
 	hw      int64              // high watermark seen in the last fetch
@@ -496,14 +497,28 @@ type mark struct {
 func (l *lane) freeze() (mark, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.closed = true
-	if l.paused {
-		l.resumeLocked()
+	if !l.closed {
+		l.closed = true
+		if l.paused {
+			l.resumeLocked()
+		}
+		// Give back the global budget the abandoned records held.
+		l.c.inflightRecs.Add(-int64(l.tr.pending))
+		l.c.inflightBytes.Add(-l.tr.bytes)
 	}
-	// Give back the global budget the abandoned records held.
-	l.c.inflightRecs.Add(-int64(l.tr.pending))
-	l.c.inflightBytes.Add(-l.tr.bytes)
+	if l.lost {
+		return mark{}, false
+	}
 	return l.markLocked(true)
+}
+
+// markLost cancels the lane's work and makes sure nothing is committed
+// for it: the partition may already belong to another member.
+func (l *lane) markLost() {
+	l.mu.Lock()
+	l.lost = true
+	l.mu.Unlock()
+	l.cancel()
 }
 
 // watermark returns what a periodic commit would commit for the lane; ok is

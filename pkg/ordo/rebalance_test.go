@@ -359,3 +359,48 @@ func metricValue(t testing.TB, reg *prometheus.Registry, name, label, value stri
 	}
 	return sum
 }
+
+// TestRebalanceDuringStopWaitsForItsCommit: A is stopping and draining a
+// slow record when B joins. The rebalance must not hand A's partition to B
+// before A committed it: B would run the same key concurrently and A's late
+// commit could move the partition's offset backwards.
+func TestRebalanceDuringStopWaitsForItsCommit(t *testing.T) {
+	const n = 200
+	c := newCluster(t, 2, "t")
+	produce(t, c.ListenAddrs(), "t", n, 10, 11)
+	led := newLedger()
+	watch := watchCommits(c, func(string, int32, int64) error { return nil })
+	gate := make(chan struct{})
+	var started atomic.Int32
+	proc := ordo.ProcessorFunc(func(ctx context.Context, r *kgo.Record) error {
+		led.enter(r, true)
+		if r.Offset == 0 {
+			started.Add(1)
+			<-gate // both partitions' first records hold the drain
+		}
+		led.exit(r, true)
+		return nil
+	})
+	cfg := baseConfig(c.ListenAddrs(), "g", proc, "t")
+	cfg.WorkersPerPartition = 1
+	cfg.RevokeTimeout = 3 * time.Second
+	a := startConsumer(t, cfg)
+	waitFor(t, 30*time.Second, "both slow records to start", func() bool { return started.Load() == 2 })
+	stopped := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		stopped <- a.Stop(ctx)
+	}()
+	time.Sleep(100 * time.Millisecond) // A is draining
+	b := startConsumer(t, cfg)
+	time.Sleep(1500 * time.Millisecond) // time for a rebalance to (wrongly) hand over
+	close(gate)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "all records", func() bool { return led.count() == n })
+	stop(t, b)
+	watch.assert(t)
+	checkLedger(t, led, n, false)
+}

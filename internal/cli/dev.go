@@ -112,8 +112,14 @@ func (d *DevCmd) Validate() error {
 	if _, err := parseLevel(d.LogLevel); err != nil {
 		errs = append(errs, err)
 	}
-	if st, err := os.Stat(d.TopicsDir); err != nil || !st.IsDir() {
-		errs = append(errs, fmt.Errorf("--topics-dir %q is not a directory (run from the repository root or pass --topics-dir)", d.TopicsDir))
+	switch {
+	case d.TopicsDir == "" && !d.BrokerOnly:
+		errs = append(errs, errors.New(`--topics-dir "" (no topic declarations) needs --broker-only`))
+	case d.TopicsDir == "":
+	default:
+		if st, err := os.Stat(d.TopicsDir); err != nil || !st.IsDir() {
+			errs = append(errs, fmt.Errorf("--topics-dir %q is not a directory (run from the repository root or pass --topics-dir)", d.TopicsDir))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -135,9 +141,12 @@ func (d *DevCmd) Run(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, d.Duration)
 		defer cancel()
 	}
-	set, err := topics.Load(d.TopicsDir)
-	if err != nil {
-		return err
+	var set *topics.Set // nil: --topics-dir "", no topics to create
+	if d.TopicsDir != "" {
+		var err error
+		if set, err = topics.Load(d.TopicsDir); err != nil {
+			return err
+		}
 	}
 	if !d.BrokerOnly {
 		if _, ok := set.Lookup(d.Topic); !ok {
@@ -152,6 +161,11 @@ func (d *DevCmd) Run(ctx context.Context) error {
 	defer broker.Close()
 	fmt.Fprintf(d.Out, "ordo dev: Kafka-protocol broker on %s (try: kcat -b %s -L)\n", broker.Addr(), broker.Addr())
 
+	if set == nil { // --broker-only --topics-dir "": no topics to create
+		fmt.Fprintln(d.Out, "ordo dev: broker only, no topics; Ctrl-C to stop")
+		<-ctx.Done()
+		return nil
+	}
 	admCl, err := kgo.NewClient(kgo.SeedBrokers(broker.Addr()))
 	if err != nil {
 		return err

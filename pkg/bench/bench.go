@@ -1,0 +1,443 @@
+// Package bench measures Ordo side by side with what it should be compared
+// to, in one run: `ordo bench` is its command line.
+//
+// Scenarios:
+//
+//   - noop-throughput: Ordo with key ordering and a no-op processor against a
+//     raw franz-go consumer-group poll loop, on the same records of a broker
+//     in another process, each side in its own process (so that its peak RSS
+//     and its garbage collection are its own), alternated, median of each.
+//     value is Ordo's records/s, baseline raw franz-go's.
+//   - pc-volume-*: Confluent Parallel Consumer's published volume test:
+//     records on one partition, each taking a random 0-5 ms, concurrency 100,
+//     in key order (with 1 to 10,000 keys), partition order and no order.
+//     value is the measured time in seconds, baseline the limit no scheduler
+//     can beat, computed from the durations actually drawn.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ordokafka/ordo/pkg/devbroker"
+	"github.com/ordokafka/ordo/pkg/ordo"
+)
+
+// Scenario names.
+const (
+	ScenarioNoop        = "noop-throughput"
+	ScenarioPCKey1      = "pc-volume-key-1"
+	ScenarioPCKey10     = "pc-volume-key-10"
+	ScenarioPCKey100    = "pc-volume-key-100"
+	ScenarioPCKey1000   = "pc-volume-key-1000"
+	ScenarioPCKey10000  = "pc-volume-key-10000"
+	ScenarioPCPartition = "pc-volume-partition"
+	ScenarioPCUnordered = "pc-volume-unordered"
+)
+
+// Sizes of the full and the quick (--quick) run, and the volume test's
+// fixed parameters.
+const (
+	defaultNoopRecords = 1_000_000
+	defaultNoopRounds  = 3
+	defaultPCRecords   = 10_000
+	quickNoopRecords   = 100_000
+	quickNoopRounds    = 1
+	quickPCRecords     = 1000
+
+	pcConcurrency      = 100
+	pcMaxWork          = 5 * time.Millisecond
+	pcPublishedRecords = 10_000 // the size of Parallel Consumer's published runs
+	pcDescription      = "concurrency 100, 0-5 ms per record, 1 partition"
+
+	unitRecordsPerSecond = "records/s"
+	unitSeconds          = "s"
+)
+
+type pcScenario struct {
+	ordering ordo.Ordering
+	keys     int
+	// published is Parallel Consumer's published time for 10,000 records,
+	// in seconds; 0 where it published none.
+	published float64
+}
+
+var pcScenarios = map[string]pcScenario{
+	ScenarioPCKey1:      {ordering: ordo.OrderKey, keys: 1},
+	ScenarioPCKey10:     {ordering: ordo.OrderKey, keys: 10},
+	ScenarioPCKey100:    {ordering: ordo.OrderKey, keys: 100},
+	ScenarioPCKey1000:   {ordering: ordo.OrderKey, keys: 1000, published: 2.056},
+	ScenarioPCKey10000:  {ordering: ordo.OrderKey, keys: 10000},
+	ScenarioPCPartition: {ordering: ordo.OrderPartition, published: 22.2},
+	ScenarioPCUnordered: {ordering: ordo.OrderUnordered, published: 2.83},
+}
+
+// Names returns every scenario, in the order they run.
+func Names() []string {
+	return []string{ScenarioNoop, ScenarioPCKey1, ScenarioPCKey10, ScenarioPCKey100, ScenarioPCKey1000,
+		ScenarioPCKey10000, ScenarioPCPartition, ScenarioPCUnordered}
+}
+
+// Select returns the scenarios that a comma-separated list of name prefixes
+// selects, in run order; an empty list selects all. An item that is a full
+// name selects only that scenario (pc-volume-key-1 is not pc-volume-key-10).
+// An item that selects nothing is an error.
+func Select(spec string) ([]string, error) {
+	all := Names()
+	if strings.TrimSpace(spec) == "" {
+		return all, nil
+	}
+	want := map[string]bool{}
+	var unknown []string
+	for _, p := range strings.Split(spec, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		found := false
+		for _, n := range all {
+			if n == p { // a full name selects only itself: key-1 is not key-10
+				want[n], found = true, true
+				break
+			}
+		}
+		for _, n := range all {
+			if !found && strings.HasPrefix(n, p) {
+				want[n] = true
+			}
+		}
+		if !found {
+			found = slices.ContainsFunc(all, func(n string) bool { return strings.HasPrefix(n, p) })
+		}
+		if !found {
+			unknown = append(unknown, strconv.Quote(p))
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, fmt.Errorf("no scenario starts with %s (have: %s)", strings.Join(unknown, ", "), strings.Join(all, ", "))
+	}
+	if len(want) == 0 {
+		return nil, errors.New("no scenario selected")
+	}
+	var out []string
+	for _, n := range all {
+		if want[n] {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// Options configure a Run.
+type Options struct {
+	// Scenarios to run, by full name, in any order. Empty: all.
+	Scenarios []string
+	// Quick makes every scenario small, for a CI smoke run: 100,000 records
+	// and one alternation for noop-throughput, 1,000 records for pc-volume.
+	Quick bool
+	// Seed seeds every random choice (durations, keys, values).
+	Seed uint64
+	// NoopRecords, Rounds and PCRecords override the sizes (0: the default
+	// of the mode).
+	NoopRecords, Rounds, PCRecords int
+	// Exe and Env are the ordo binary that runs the children of
+	// noop-throughput and the environment added for them. Default: this
+	// executable.
+	Exe string
+	Env []string
+	// CPUProfile, if set, is a path prefix for CPU profiles of the
+	// noop-throughput children: PREFIX.<side>.<round>.pprof.
+	CPUProfile string
+	// Progress receives a line per step. Default: discard.
+	Progress io.Writer
+}
+
+// Result is one scenario's outcome. The first five fields are the contract
+// of `ordo bench --out`; the others add detail.
+type Result struct {
+	Name     string  `json:"name"`
+	Value    float64 `json:"value"`
+	Baseline float64 `json:"baseline"`
+	Ratio    float64 `json:"ratio"`
+	Unit     string  `json:"unit"`
+
+	Detail  string `json:"detail,omitempty"`
+	Records int    `json:"records,omitempty"`
+
+	// noop-throughput: the sides' peak RSS (the highest of their runs) and
+	// each run's records/s.
+	OrdoRSSMiB  float64   `json:"ordo_rss_mib,omitempty"`
+	RawRSSMiB   float64   `json:"raw_rss_mib,omitempty"`
+	OrdoRuns    []float64 `json:"ordo_runs,omitempty"`
+	RawRuns     []float64 `json:"raw_runs,omitempty"`
+	ProduceRate float64   `json:"produce_records_per_s,omitempty"`
+
+	// pc-volume: the two terms of the limit, the time to the last
+	// processor return, Parallel Consumer's published time (10,000 records
+	// only) and the order check.
+	LimitParallelS float64 `json:"limit_parallel_s,omitempty"`
+	LimitSerialS   float64 `json:"limit_serial_s,omitempty"`
+	ProcessedS     float64 `json:"processed_s,omitempty"`
+	// The limit recomputed from the times the timers actually slept (Go's
+	// timers fire late), the mean lateness per record, and value divided
+	// by that limit: the overhead that is Ordo's own.
+	SleptLimitS     float64  `json:"slept_limit_s,omitempty"`
+	TimerLateMeanMs float64  `json:"timer_late_mean_ms,omitempty"`
+	SleptRatio      float64  `json:"slept_ratio,omitempty"`
+	PublishedS      *float64 `json:"published_s,omitempty"`
+	Violations      *int64   `json:"order_violations,omitempty"`
+}
+
+// Report is the output of a Run, shaped as `ordo bench --out` writes it.
+type Report struct {
+	Scenarios []Result `json:"scenarios"`
+}
+
+func ratio(value, baseline float64) float64 {
+	if baseline == 0 || math.IsNaN(value) || math.IsInf(value, 0) {
+		return 0
+	}
+	return value / baseline
+}
+
+// Run runs the selected scenarios one after the other. It returns the
+// results of the scenarios that completed and the errors of those that did
+// not; it stops early only when ctx ends.
+func Run(ctx context.Context, opts Options) (Report, error) {
+	if opts.Progress == nil {
+		opts.Progress = io.Discard
+	}
+	names := opts.Scenarios
+	if len(names) == 0 {
+		names = Names()
+	}
+	want := map[string]bool{}
+	for _, n := range names {
+		if n != ScenarioNoop && pcScenarios[n] == (pcScenario{}) {
+			return Report{}, fmt.Errorf("bench: unknown scenario %q", n)
+		}
+		want[n] = true
+	}
+	rep := Report{Scenarios: []Result{}}
+	var errs []error
+	var pcBroker *devbroker.Broker
+	defer func() {
+		if pcBroker != nil {
+			pcBroker.Close()
+		}
+	}()
+	for _, name := range Names() {
+		if !want[name] {
+			continue
+		}
+		if ctx.Err() != nil {
+			errs = append(errs, ctx.Err())
+			break
+		}
+		var (
+			r   Result
+			err error
+		)
+		if name == ScenarioNoop {
+			r, err = runNoop(ctx, opts)
+		} else {
+			if pcBroker == nil {
+				if pcBroker, err = devbroker.Start(devbroker.Options{Addr: "127.0.0.1:0"}); err != nil {
+					errs = append(errs, err)
+					break
+				}
+			}
+			r, err = runPC(ctx, opts, name, pcBroker.Addr())
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			fmt.Fprintf(opts.Progress, "%s: FAILED: %v\n", name, err)
+			continue
+		}
+		rep.Scenarios = append(rep.Scenarios, r)
+	}
+	return rep, errors.Join(errs...)
+}
+
+func pick(override, quick, full int, isQuick bool) int {
+	switch {
+	case override > 0:
+		return override
+	case isQuick:
+		return quick
+	}
+	return full
+}
+
+func runNoop(ctx context.Context, opts Options) (Result, error) {
+	cfg := NoopConfig{
+		Exe:        opts.Exe,
+		Env:        opts.Env,
+		Records:    pick(opts.NoopRecords, quickNoopRecords, defaultNoopRecords, opts.Quick),
+		Rounds:     pick(opts.Rounds, quickNoopRounds, defaultNoopRounds, opts.Quick),
+		Seed:       opts.Seed,
+		CPUProfile: opts.CPUProfile,
+		Progress:   opts.Progress,
+	}
+	nr, err := NoopThroughput(ctx, cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	cfg = cfg.withDefaults()
+	r := Result{
+		Name:        ScenarioNoop,
+		Value:       nr.OrdoRate,
+		Baseline:    nr.RawRate,
+		Ratio:       ratio(nr.OrdoRate, nr.RawRate),
+		Unit:        unitRecordsPerSecond,
+		Records:     nr.Records,
+		OrdoRSSMiB:  math.Round(mib(nr.OrdoRSS)*10) / 10,
+		RawRSSMiB:   math.Round(mib(nr.RawRSS)*10) / 10,
+		ProduceRate: math.Round(nr.ProduceRate),
+		Detail: fmt.Sprintf("ordo (key order, no-op processor) vs raw franz-go poll loop; median of %d runs per side, alternated; "+
+			"%d partitions, %d keys, %d-byte values; broker and each side in its own process",
+			cfg.Rounds, cfg.Partitions, cfg.Keys, cfg.ValueBytes),
+	}
+	for _, w := range nr.Ordo {
+		r.OrdoRuns = append(r.OrdoRuns, math.Round(w.RecordsPerSecond()))
+	}
+	for _, w := range nr.Raw {
+		r.RawRuns = append(r.RawRuns, math.Round(w.RecordsPerSecond()))
+	}
+	return r, nil
+}
+
+func runPC(ctx context.Context, opts Options, name, broker string) (Result, error) {
+	sc := pcScenarios[name]
+	records := pick(opts.PCRecords, quickPCRecords, defaultPCRecords, opts.Quick)
+	pr, err := PCVolume(ctx, PCVolumeConfig{
+		Brokers:     []string{broker},
+		Topic:       fmt.Sprintf("bench-%s-%d", name, time.Now().UnixNano()),
+		Records:     records,
+		Ordering:    sc.ordering,
+		Keys:        sc.keys,
+		Concurrency: pcConcurrency,
+		MaxWork:     pcMaxWork,
+		Seed:        opts.Seed,
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	if pr.Violations != 0 {
+		return Result{}, fmt.Errorf("%d records started while an earlier record of their %s was running", pr.Violations, sc.ordering)
+	}
+	lim := pr.Limit
+	r := Result{
+		Name:           name,
+		Value:          pr.Elapsed.Seconds(),
+		Baseline:       lim.Value.Seconds(),
+		Ratio:          ratio(pr.Elapsed.Seconds(), lim.Value.Seconds()),
+		Unit:           unitSeconds,
+		Records:        records,
+		LimitParallelS: lim.Parallel.Seconds(),
+		LimitSerialS:   lim.Serial.Seconds(),
+		ProcessedS:     pr.Processed.Seconds(),
+		Violations:     &pr.Violations,
+		SleptLimitS:    pr.Slept.Value.Seconds(),
+		SleptRatio:     ratio(pr.Elapsed.Seconds(), pr.Slept.Value.Seconds()),
+	}
+	if records > 0 {
+		r.TimerLateMeanMs = float64(pr.Slept.Sum-lim.Sum) / float64(records) / float64(time.Millisecond)
+	}
+	var binding string
+	switch {
+	case lim.Parallel >= lim.Serial:
+		binding = fmt.Sprintf("limit = sum/%d = %.3f s", pcConcurrency, lim.Parallel.Seconds())
+	case sc.ordering == ordo.OrderKey:
+		binding = fmt.Sprintf("limit = serial sum of key %s = %.3f s (sum/%d = %.3f s)", lim.SerialKey, lim.Serial.Seconds(), pcConcurrency, lim.Parallel.Seconds())
+	case sc.ordering == ordo.OrderPartition:
+		binding = fmt.Sprintf("limit = serial sum = %.3f s", lim.Serial.Seconds())
+	default:
+		binding = fmt.Sprintf("limit = longest record = %.3f s (sum/%d = %.3f s)", lim.Serial.Seconds(), pcConcurrency, lim.Parallel.Seconds())
+	}
+	order := sc.ordering.String() + " order"
+	if sc.keys > 0 {
+		order += fmt.Sprintf(" with %d keys", sc.keys)
+	}
+	r.Detail = fmt.Sprintf("%s, %d records, %s; %s; last processor return at %.3f s; "+
+		"timers fired %.2f ms late on average, limit with the times slept %.3f s (%.2fx)",
+		order, records, pcDescription, binding, pr.Processed.Seconds(),
+		r.TimerLateMeanMs, r.SleptLimitS, r.SleptRatio)
+	if sc.published > 0 && records == pcPublishedRecords {
+		p := sc.published
+		r.PublishedS = &p
+		r.Detail += fmt.Sprintf("; Parallel Consumer published %g s (ordo/PC %.2fx)", p, r.Value/p)
+	}
+	fmt.Fprintf(opts.Progress, "%s: %.3f s (limit %.3f s, %.2fx; as slept %.3f s, %.2fx)\n",
+		name, r.Value, r.Baseline, r.Ratio, r.SleptLimitS, r.SleptRatio)
+	return r, nil
+}
+
+// WriteJSON writes the report as `ordo bench --out` does.
+func WriteJSON(w io.Writer, rep Report) error {
+	if rep.Scenarios == nil {
+		rep.Scenarios = []Result{}
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+// WriteTable writes the report as a table.
+func WriteTable(w io.Writer, rep Report) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SCENARIO\tVALUE\tBASELINE\tRATIO\tNOTES")
+	for _, r := range rep.Scenarios {
+		var value, base, notes string
+		switch r.Unit {
+		case unitRecordsPerSecond:
+			value = "ordo " + groupDigits(r.Value) + " rec/s"
+			base = "raw " + groupDigits(r.Baseline) + " rec/s"
+			notes = fmt.Sprintf("peak RSS ordo %.0f MiB, raw %.0f MiB; %s records, median of %d",
+				r.OrdoRSSMiB, r.RawRSSMiB, groupDigits(float64(r.Records)), len(r.OrdoRuns))
+		case unitSeconds:
+			value = fmt.Sprintf("%.3f s", r.Value)
+			base = fmt.Sprintf("limit %.3f s", r.Baseline)
+			notes = fmt.Sprintf("%s records; timers %.2f ms late/record, limit as slept %.3f s (%.2fx)",
+				groupDigits(float64(r.Records)), r.TimerLateMeanMs, r.SleptLimitS, r.SleptRatio)
+			if sc, ok := pcScenarios[r.Name]; ok && sc.published > 0 {
+				if r.PublishedS != nil {
+					notes += fmt.Sprintf("; Parallel Consumer published %g s (ordo/PC %.2fx)", *r.PublishedS, r.Value / *r.PublishedS)
+				} else {
+					notes += fmt.Sprintf("; Parallel Consumer published %g s at 10,000 records", sc.published)
+				}
+			}
+		default:
+			value, base = strconv.FormatFloat(r.Value, 'g', 6, 64), strconv.FormatFloat(r.Baseline, 'g', 6, 64)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fx\t%s\n", r.Name, value, base, r.Ratio, notes)
+	}
+	return tw.Flush()
+}
+
+// groupDigits formats v rounded to an integer with thousands separators.
+func groupDigits(v float64) string {
+	s := strconv.FormatInt(int64(math.Round(v)), 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}

@@ -407,6 +407,7 @@ func (c *Consumer) detach(parts map[string][]int32) []*lane {
 // retire waits for a closed lane's workers.
 func (c *Consumer) retire(l *lane) {
 	l.wg.Wait()
+	c.metrics.fold(l)
 	c.retired.Done()
 }
 

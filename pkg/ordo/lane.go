@@ -38,16 +38,21 @@ type lane struct {
 	single  *keyQueue // the one queue of OrderPartition
 	free    []*keyQueue
 	runq    workDeque
-	running int                // records taken by a worker or producing to the DLQ
-	timers  map[*work]Timer    // records waiting for a retry
-	closing bool               // no new record starts
-	closed  bool               // the tracker is frozen: completions are stale
-	lost    bool               // the partition was lost: commit nothing for it
-	drained chan struct{}      // closed when closing and running == 0
-	paused  bool               // fetching of the partition is paused
-	hw      int64              // high watermark seen in the last fetch
-	commit  int64              // last committed offset; -1 before any
-	done    map[int64]struct{} // offsets a previous owner finished (its offset map)
+	running int             // records taken by a worker or producing to the DLQ
+	timers  map[*work]Timer // records waiting for a retry
+	closing bool            // no new record starts
+	closed  bool            // the tracker is frozen: completions are stale
+	lost    bool            // the partition was lost: commit nothing for it
+	cnt     laneCounts      // per-record counts, summed into metrics at scrape time
+	// Finished records and bytes not yet taken off the consumer-wide
+	// in-flight counters; flushed in batches to keep a shared atomic off
+	// the per-record path.
+	finRecs, finBytes int64
+	drained           chan struct{}      // closed when closing and running == 0
+	paused            bool               // fetching of the partition is paused
+	hw                int64              // high watermark seen in the last fetch
+	commit            int64              // last committed offset; -1 before any
+	done              map[int64]struct{} // offsets a previous owner finished (its offset map)
 }
 
 // keyQueue is the FIFO of one key's records that wait behind the key's
@@ -88,6 +93,7 @@ func newLane(c *Consumer, cl *kgo.Client, topic string, partition int32, epoch u
 		commit:    -1,
 	}
 	l.cond = sync.NewCond(&l.mu)
+	c.metrics.register(l)
 	if c.cfg.Ordering == OrderPartition {
 		l.single = &keyQueue{}
 	}
@@ -116,7 +122,8 @@ func (l *lane) add(recs []*kgo.Record, hw int64) {
 	}
 	l.hw = hw
 	woke := 0
-	for _, r := range recs {
+	slab := make([]work, len(recs)) // one allocation for the batch
+	for i, r := range recs {
 		size := int32(len(r.Key) + len(r.Value))
 		seq, ok := l.tr.add(r.Offset, r.LeaderEpoch, size, r.Timestamp)
 		if !ok {
@@ -129,12 +136,13 @@ func (l *lane) add(recs []*kgo.Record, hw int64) {
 			// earlier records of its key.
 			delete(l.done, r.Offset)
 			l.tr.finish(seq)
-			l.m.alreadyDone.Inc()
+			l.cnt.alreadyDone++
 			continue
 		}
 		nrecs++
 		nbytes += int64(size)
-		w := &work{lane: l, rec: r, seq: seq, attempt: 1}
+		w := &slab[i]
+		*w = work{lane: l, rec: r, seq: seq, attempt: 1}
 		if l.enqueue(w) {
 			woke++
 		}
@@ -232,6 +240,9 @@ func (l *lane) worker() {
 	defer l.wg.Done()
 	sem := l.c.sem
 	held, streak := false, 0
+	// last is when the previous call ended; a worker that goes straight to
+	// its next record reuses it as the start time (one clock read a record).
+	var last time.Time
 	l.mu.Lock()
 	for {
 		if l.closing {
@@ -239,6 +250,7 @@ func (l *lane) worker() {
 		}
 		w := l.runq.popFront()
 		if w == nil {
+			l.flushInflight()
 			if held {
 				l.mu.Unlock()
 				<-sem
@@ -247,6 +259,7 @@ func (l *lane) worker() {
 				continue
 			}
 			l.cond.Wait()
+			last = time.Time{}
 			continue
 		}
 		l.running++
@@ -262,17 +275,25 @@ func (l *lane) worker() {
 				held, streak = true, 0
 			case <-l.ctx.Done():
 			}
+			last = time.Time{}
 		}
 		streak++
 		var act action
+		dur := -1.0
 		if held {
+			start := last
+			if start.IsZero() {
+				start = time.Now()
+			}
 			act = l.run(w)
+			last = time.Now()
+			dur = last.Sub(start).Seconds()
 		} else {
 			act = action{kind: actDrop}
 		}
 
 		l.mu.Lock()
-		l.resolve(w, act)
+		l.resolve(w, act, dur)
 	}
 	l.mu.Unlock()
 	if held {
@@ -283,30 +304,51 @@ func (l *lane) worker() {
 // run makes one processor call for w and decides what happens next.
 func (l *lane) run(w *work) action {
 	c := l.c
-	ctx := context.WithValue(l.ctx, infoKey{}, w)
+	// w itself is the call's context: no allocation per call.
+	var ctx context.Context = w
 	if c.cfg.ProcessTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.ProcessTimeout)
 		defer cancel()
 	}
-	start := time.Now()
 	err := c.proc.Process(ctx, w.rec)
-	l.m.duration.Observe(time.Since(start).Seconds())
 	w.lastErr = err
 	if err != nil {
-		l.m.failed.Inc()
 		c.cfg.Logger.Debug("processor error", "topic", l.topic, "partition", l.partition,
 			"offset", w.rec.Offset, "attempt", w.attempt, "err", err)
 	}
 	return decide(l.ctx, err, w.attempt, c.cfg.Retry, c.jitter)
 }
 
-// resolve applies act to w. It is called with l.mu held and returns with it
-// held (it may release it for a call that must not run under the lock).
-func (l *lane) resolve(w *work, act action) {
+// A *work is the context of its processor calls: the lane's context, plus
+// the record's RecordInfo as a value.
+
+func (w *work) Deadline() (time.Time, bool) { return w.lane.ctx.Deadline() }
+func (w *work) Done() <-chan struct{}       { return w.lane.ctx.Done() }
+func (w *work) Err() error                  { return w.lane.ctx.Err() }
+func (w *work) Value(key any) any {
+	if _, ok := key.(infoKey); ok {
+		return w
+	}
+	return w.lane.ctx.Value(key)
+}
+
+// resolve applies act to w; dur is the call's duration in seconds, or
+// negative if no call was made. It is called with l.mu held and returns
+// with it held (it may release it for a call that must not run under the
+// lock).
+func (l *lane) resolve(w *work, act action, dur float64) {
+	if dur >= 0 {
+		l.cnt.observe(dur)
+		if w.lastErr != nil {
+			l.cnt.failed++
+		}
+	}
 	switch act.kind {
 	case actDone:
-		l.m.ok.Inc()
+		if !l.closed {
+			l.cnt.ok++
+		}
 		if l.finishLocked(w) {
 			l.mu.Unlock()
 			l.c.resumeGlobal()
@@ -315,10 +357,10 @@ func (l *lane) resolve(w *work, act action) {
 	case actRetry, actHold:
 		l.running--
 		if act.kind == actRetry {
-			l.m.retried.Inc()
+			l.m.retried.Add(1)
 			w.attempt++
 		} else {
-			l.m.held.Inc()
+			l.m.held.Add(1)
 		}
 		l.schedule(w, act.delay, l.requeue)
 		l.signalDrained()
@@ -369,7 +411,7 @@ func (l *lane) deadLetter(w *work, class ErrorClass) {
 	l.cl.Produce(l.ctx, rec, func(_ *kgo.Record, err error) {
 		l.mu.Lock()
 		if err == nil {
-			l.m.dlq.Inc()
+			l.m.dlq.Add(1)
 			resume := l.finishLocked(w)
 			l.cond.Signal() // the key's next record may be runnable
 			l.mu.Unlock()
@@ -380,7 +422,7 @@ func (l *lane) deadLetter(w *work, class ErrorClass) {
 		}
 		defer l.mu.Unlock()
 		if l.closed {
-			l.m.stale.Inc()
+			l.m.stale.Add(1)
 			return
 		}
 		l.m.dlqErrors.Inc()
@@ -406,20 +448,33 @@ func (l *lane) finishLocked(w *work) (resumeGlobal bool) {
 	if l.closed {
 		// The partition was revoked or lost while w ran: its offset is no
 		// longer ours to mark.
-		l.m.stale.Inc()
+		l.m.stale.Add(1)
 		return false
 	}
 	l.running--
 	size := int64(len(w.rec.Key) + len(w.rec.Value))
 	l.tr.finish(w.seq)
-	l.c.inflightRecs.Add(-1)
-	l.c.inflightBytes.Add(-size)
+	l.finRecs++
+	l.finBytes += size
+	if l.finRecs >= 64 || l.paused || l.c.globalPaused.Load() {
+		l.flushInflight()
+	}
 	l.advanceKey(w)
 	if l.paused && l.underResume() {
 		l.resumeLocked()
 	}
 	l.signalDrained()
 	return l.c.globalPaused.Load() && !l.c.globalOver(true)
+}
+
+// flushInflight takes the finished records off the consumer-wide
+// in-flight counters. l.mu is held.
+func (l *lane) flushInflight() {
+	if l.finRecs != 0 {
+		l.c.inflightRecs.Add(-l.finRecs)
+		l.c.inflightBytes.Add(-l.finBytes)
+		l.finRecs, l.finBytes = 0, 0
+	}
 }
 
 func (l *lane) signalDrained() {
@@ -499,6 +554,7 @@ func (l *lane) freeze() (mark, bool) {
 	defer l.mu.Unlock()
 	if !l.closed {
 		l.closed = true
+		l.flushInflight()
 		if l.paused {
 			l.resumeLocked()
 		}

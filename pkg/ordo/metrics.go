@@ -3,20 +3,21 @@ package ordo
 import (
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // metrics holds Ordo's Prometheus metrics, registered on the consumer's
-// registry. Counters are resolved once per topic so that the hot path pays
-// one atomic add per record; per-partition gauges are computed at scrape
-// time from the lanes (see lagCollector).
+// registry. The per-record counts (ok, error, already_done and processing
+// durations) are plain integers in each lane, updated under the lane's lock
+// that the worker holds anyway, and summed at scrape time: no shared atomic
+// on the data path. When a lane retires, its counts are folded into its
+// topic's totals, in one step under mu, so a counter never goes back.
+// Rare outcomes (retry, hold, dlq, stale) are atomics per topic.
 type metrics struct {
 	group         string
-	records       *prometheus.CounterVec
-	duration      *prometheus.HistogramVec
 	dlqErrors     *prometheus.CounterVec
 	pauses        *prometheus.CounterVec
 	commits       *prometheus.CounterVec
@@ -26,13 +27,47 @@ type metrics struct {
 
 	mu     sync.Mutex
 	topics map[string]*topicMetrics
+	live   map[*lane]struct{} // lanes whose counts are not folded yet
 }
 
 type topicMetrics struct {
-	ok, failed, retried, held, dlq, stale prometheus.Counter
-	alreadyDone                           prometheus.Counter
-	dlqErrors, pauses                     prometheus.Counter
-	duration                              prometheus.Observer
+	name                      string
+	retried, held, dlq, stale atomic.Uint64
+	dlqErrors, pauses         prometheus.Counter
+	retired                   laneCounts // folded lanes; guarded by metrics.mu
+}
+
+// durationBuckets are the upper bounds of ordo_processing_duration_seconds.
+var durationBuckets = [...]float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5, 30}
+
+// laneCounts are a lane's per-record counts; the lane's mutex guards them.
+type laneCounts struct {
+	ok, failed, alreadyDone uint64
+	durCount                uint64
+	durSum                  float64
+	durBuckets              [len(durationBuckets)]uint64 // not cumulative
+}
+
+func (lc *laneCounts) observe(seconds float64) {
+	lc.durCount++
+	lc.durSum += seconds
+	for i, b := range durationBuckets {
+		if seconds <= b {
+			lc.durBuckets[i]++
+			return
+		}
+	}
+}
+
+func (lc *laneCounts) add(o *laneCounts) {
+	lc.ok += o.ok
+	lc.failed += o.failed
+	lc.alreadyDone += o.alreadyDone
+	lc.durCount += o.durCount
+	lc.durSum += o.durSum
+	for i := range lc.durBuckets {
+		lc.durBuckets[i] += o.durBuckets[i]
+	}
 }
 
 // Outcome label values of ordo_records_total.
@@ -49,20 +84,19 @@ const (
 	OutcomeAlreadyDone = "already_done"
 )
 
+var (
+	descRecords = prometheus.NewDesc("ordo_records_total",
+		"Records by outcome: ok, error (failed attempts), retry, hold, dlq, stale (completions dropped for partitions no longer owned), already_done (finished by the previous owner, per its offset map).",
+		[]string{"group", "topic", "outcome"}, nil)
+	descDuration = prometheus.NewDesc("ordo_processing_duration_seconds",
+		"Duration of processor calls.", []string{"group", "topic"}, nil)
+)
+
 func newMetrics(reg prometheus.Registerer, c *Consumer) (*metrics, error) {
 	group := c.cfg.Group
 	cl := prometheus.Labels{"group": group}
 	m := &metrics{
 		group: group,
-		records: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ordo_records_total", ConstLabels: cl,
-			Help: "Records by outcome: ok, error (failed attempts), retry, hold, dlq, stale (completions dropped for partitions no longer owned), already_done (finished by the previous owner, per its offset map).",
-		}, []string{"topic", "outcome"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "ordo_processing_duration_seconds", ConstLabels: cl,
-			Help:    "Duration of processor calls.",
-			Buckets: []float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5, 30},
-		}, []string{"topic"}),
 		dlqErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ordo_dlq_produce_errors_total", ConstLabels: cl,
 			Help: "Failed produces to a dead-letter topic (each is retried; the source offset waits).",
@@ -87,9 +121,10 @@ func newMetrics(reg prometheus.Registerer, c *Consumer) (*metrics, error) {
 			Help: "Partitions lost (not revoked): their work was canceled and nothing committed.",
 		}),
 		topics: map[string]*topicMetrics{},
+		live:   map[*lane]struct{}{},
 	}
 	for _, col := range []prometheus.Collector{
-		m.records, m.duration, m.dlqErrors, m.pauses, m.commits, m.fetchErrors, m.orphanRecords, m.lost,
+		m.dlqErrors, m.pauses, m.commits, m.fetchErrors, m.orphanRecords, m.lost,
 		&laneCollector{c: c},
 	} {
 		if err := reg.Register(col); err != nil {
@@ -99,26 +134,60 @@ func newMetrics(reg prometheus.Registerer, c *Consumer) (*metrics, error) {
 	return m, nil
 }
 
+// topic returns the topic's metrics, creating them on first use.
 func (m *metrics) topic(t string) *topicMetrics {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.topicLocked(t)
+}
+
+func (m *metrics) topicLocked(t string) *topicMetrics {
 	if tm := m.topics[t]; tm != nil {
 		return tm
 	}
 	tm := &topicMetrics{
-		ok:          m.records.WithLabelValues(t, OutcomeOK),
-		failed:      m.records.WithLabelValues(t, OutcomeError),
-		retried:     m.records.WithLabelValues(t, OutcomeRetry),
-		held:        m.records.WithLabelValues(t, OutcomeHold),
-		dlq:         m.records.WithLabelValues(t, OutcomeDLQ),
-		stale:       m.records.WithLabelValues(t, OutcomeStale),
-		alreadyDone: m.records.WithLabelValues(t, OutcomeAlreadyDone),
-		dlqErrors:   m.dlqErrors.WithLabelValues(t),
-		pauses:      m.pauses.WithLabelValues(t),
-		duration:    m.duration.WithLabelValues(t),
+		name:      t,
+		dlqErrors: m.dlqErrors.WithLabelValues(t),
+		pauses:    m.pauses.WithLabelValues(t),
 	}
 	m.topics[t] = tm
 	return tm
+}
+
+// register makes a new lane's counts visible to scrapes.
+func (m *metrics) register(l *lane) {
+	m.mu.Lock()
+	m.live[l] = struct{}{}
+	m.mu.Unlock()
+}
+
+// fold moves a retired lane's counts into its topic's totals.
+func (m *metrics) fold(l *lane) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l.mu.Lock()
+	l.m.retired.add(&l.cnt)
+	l.cnt = laneCounts{}
+	l.mu.Unlock()
+	delete(m.live, l)
+}
+
+// totals returns each topic's counts: folded lanes plus live ones.
+func (m *metrics) totals() map[*topicMetrics]laneCounts {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[*topicMetrics]laneCounts, len(m.topics))
+	for _, tm := range m.topics {
+		out[tm] = tm.retired
+	}
+	for l := range m.live {
+		t := out[l.m]
+		l.mu.Lock()
+		t.add(&l.cnt)
+		l.mu.Unlock()
+		out[l.m] = t
+	}
+	return out
 }
 
 // laneCollector computes the per-partition gauges at scrape time from the
@@ -147,13 +216,32 @@ var (
 )
 
 func (lc *laneCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLagRecords, descLagSeconds, descInflight, descInflightBytes, descPaused, descCommitted} {
+	for _, d := range []*prometheus.Desc{descRecords, descDuration, descLagRecords, descLagSeconds, descInflight, descInflightBytes, descPaused, descCommitted} {
 		ch <- d
 	}
 }
 
 func (lc *laneCollector) Collect(ch chan<- prometheus.Metric) {
 	group := lc.c.cfg.Group
+	for tm, t := range lc.c.metrics.totals() {
+		counter := func(outcome string, v uint64) {
+			ch <- prometheus.MustNewConstMetric(descRecords, prometheus.CounterValue, float64(v), group, tm.name, outcome)
+		}
+		counter(OutcomeOK, t.ok)
+		counter(OutcomeError, t.failed)
+		counter(OutcomeAlreadyDone, t.alreadyDone)
+		counter(OutcomeRetry, tm.retried.Load())
+		counter(OutcomeHold, tm.held.Load())
+		counter(OutcomeDLQ, tm.dlq.Load())
+		counter(OutcomeStale, tm.stale.Load())
+		buckets := make(map[float64]uint64, len(durationBuckets))
+		var cum uint64
+		for i, b := range durationBuckets {
+			cum += t.durBuckets[i]
+			buckets[b] = cum
+		}
+		ch <- prometheus.MustNewConstHistogram(descDuration, t.durCount, t.durSum, buckets, group, tm.name)
+	}
 	now := lc.c.cfg.Clock.Now()
 	for _, s := range lc.c.Lanes() {
 		p := strconv.Itoa(int(s.Partition))
@@ -210,16 +298,14 @@ type Stats struct {
 // Stats returns the consumer's totals.
 func (c *Consumer) Stats() Stats {
 	var s Stats
-	c.metrics.mu.Lock()
-	for _, tm := range c.metrics.topics {
-		s.Processed += counterValue(tm.ok)
-		s.Errors += counterValue(tm.failed)
-		s.Retries += counterValue(tm.retried)
-		s.Holds += counterValue(tm.held)
-		s.DeadLettered += counterValue(tm.dlq)
-		s.Stale += counterValue(tm.stale)
+	for tm, t := range c.metrics.totals() {
+		s.Processed += int64(t.ok)
+		s.Errors += int64(t.failed)
+		s.Retries += int64(tm.retried.Load())
+		s.Holds += int64(tm.held.Load())
+		s.DeadLettered += int64(tm.dlq.Load())
+		s.Stale += int64(tm.stale.Load())
 	}
-	c.metrics.mu.Unlock()
 	for _, l := range c.Lanes() {
 		s.Partitions++
 		if l.Paused {
@@ -229,12 +315,4 @@ func (c *Consumer) Stats() Stats {
 		s.LagRecords += l.LagRecords()
 	}
 	return s
-}
-
-func counterValue(c prometheus.Counter) int64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		return 0
-	}
-	return int64(m.GetCounter().GetValue())
 }

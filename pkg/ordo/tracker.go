@@ -27,6 +27,7 @@ type tracker struct {
 	nextEpoch int32 // leader epoch of the last received record
 	bytes     int64 // bytes of unfinished records
 	pending   int   // unfinished records
+	high      int   // most entries held since the ring last had a chance to shrink
 }
 
 type trackEntry struct {
@@ -34,11 +35,14 @@ type trackEntry struct {
 	epoch  int32
 	size   int32
 	done   bool
-	ts     time.Time // record timestamp, for lag in seconds
+	ts     int64 // record timestamp in unix nanoseconds, for lag in seconds
 }
 
+// minRing is the tracker's initial and smallest ring size (a power of two).
+const minRing = 1024
+
 func newTracker() *tracker {
-	return &tracker{ring: make([]trackEntry, 64), next: -1, nextEpoch: -1}
+	return &tracker{ring: make([]trackEntry, minRing), next: -1, nextEpoch: -1}
 }
 
 // add records an offset delivered to the lane and returns its sequence
@@ -48,13 +52,27 @@ func (t *tracker) add(offset int64, epoch int32, size int32, ts time.Time) (uint
 	if t.next >= 0 && offset < t.next {
 		return 0, false
 	}
+	if t.n == 0 {
+		// Idle: give back a ring that grew for a burst, unless recent
+		// bursts used it (regrowing on every burst costs more).
+		if len(t.ring) > 4*minRing && t.high < len(t.ring)/8 {
+			t.ring = make([]trackEntry, minRing)
+			t.head = 0
+		}
+		t.high = 0
+	}
 	if t.n == len(t.ring) {
 		t.grow()
 	}
 	i := (t.head + t.n) & (len(t.ring) - 1)
-	t.ring[i] = trackEntry{offset: offset, epoch: epoch, size: size, ts: ts}
+	var nanos int64 // 0 stands for the zero time
+	if !ts.IsZero() {
+		nanos = ts.UnixNano()
+	}
+	t.ring[i] = trackEntry{offset: offset, epoch: epoch, size: size, ts: nanos}
 	seq := t.seq + uint64(t.n)
 	t.n++
+	t.high = max(t.high, t.n)
 	t.next = offset + 1
 	t.nextEpoch = epoch
 	t.bytes += int64(size)
@@ -90,15 +108,6 @@ func (t *tracker) finish(seq uint64) bool {
 		t.n--
 		t.seq++
 	}
-	// Shrink a ring that grew for a burst once it is mostly empty again.
-	if len(t.ring) > 1024 && t.n < len(t.ring)/8 {
-		ring := make([]trackEntry, len(t.ring)/4)
-		for i := 0; i < t.n; i++ {
-			ring[i] = t.ring[(t.head+i)&(len(t.ring)-1)]
-		}
-		t.ring = ring
-		t.head = 0
-	}
 	return true
 }
 
@@ -122,7 +131,10 @@ func (t *tracker) oldest() (time.Time, bool) {
 	if t.n == 0 {
 		return time.Time{}, false
 	}
-	return t.ring[t.head].ts, true
+	if ns := t.ring[t.head].ts; ns != 0 {
+		return time.Unix(0, ns), true
+	}
+	return time.Time{}, true
 }
 
 // offsetMap encodes the finished offsets above the watermark as commit

@@ -407,8 +407,8 @@ func TestTrackerGaps(t *testing.T) {
 	checkTracker(t, tr, m)
 }
 
-// TestTrackerGrowWrap grows the ring past its initial 64 entries while the
-// live window wraps around the end of the buffer.
+// TestTrackerGrowWrap grows the ring past its initial minRing entries while
+// the live window wraps around the end of the buffer.
 func TestTrackerGrowWrap(t *testing.T) {
 	tr := newTracker()
 	m := &trackerModel{}
@@ -424,18 +424,18 @@ func TestTrackerGrowWrap(t *testing.T) {
 		finishBoth(t, tr, m, seq)
 	}
 	checkTracker(t, tr, m)
-	if tr.head != 40 || len(tr.ring) != 64 {
-		t.Fatalf("head %d len %d; want 40, 64", tr.head, len(tr.ring))
+	if tr.head != 40 || len(tr.ring) != minRing {
+		t.Fatalf("head %d len %d; want 40, %d", tr.head, len(tr.ring), minRing)
 	}
-	add(54) // 64 live entries, wrapping around index 63
+	add(minRing - 10) // a full ring, wrapping around its last index
 	checkTracker(t, tr, m)
-	if len(tr.ring) != 64 || tr.n != 64 {
-		t.Fatalf("len %d n %d; want a full ring of 64", len(tr.ring), tr.n)
+	if len(tr.ring) != minRing || tr.n != minRing {
+		t.Fatalf("len %d n %d; want a full ring of %d", len(tr.ring), tr.n, minRing)
 	}
 	add(1) // grows while wrapped
 	checkTracker(t, tr, m)
-	if len(tr.ring) != 128 {
-		t.Fatalf("len(ring) = %d after growth, want 128", len(tr.ring))
+	if len(tr.ring) != 2*minRing {
+		t.Fatalf("len(ring) = %d after growth, want %d", len(tr.ring), 2*minRing)
 	}
 	add(200)
 	checkTracker(t, tr, m)
@@ -452,53 +452,53 @@ func TestTrackerGrowWrap(t *testing.T) {
 	}
 }
 
-// TestTrackerShrink grows the ring far past 1024 entries and checks that
-// it shrinks once mostly empty, keeping every remaining entry in order.
+// TestTrackerShrink grows the ring far past 4*minRing entries and checks
+// that it keeps its size while any record is unfinished (regrowing on every
+// burst costs more), then goes back to minRing once the lane is idle, and
+// still tracks correctly after.
 func TestTrackerShrink(t *testing.T) {
 	tr := newTracker()
 	m := &trackerModel{}
-	for i := range 5000 {
+	const n = 5 * minRing
+	for i := range n {
 		addBoth(t, tr, m, int64(i)*3, int32(i/1000), int32(i%7))
 	}
 	checkTracker(t, tr, m)
-	if len(tr.ring) != 8192 {
-		t.Fatalf("len(ring) = %d after 5000 adds, want 8192", len(tr.ring))
+	grown := len(tr.ring)
+	if grown < n || grown&(grown-1) != 0 {
+		t.Fatalf("len(ring) = %d after %d adds, want a power of two >= %d", grown, n, n)
 	}
-	// Finishing most, but not the oldest: nothing pops, nothing shrinks.
-	// Every 10th of the last 1000 stays unfinished too.
-	for seq := uint64(1); seq < 5000; seq++ {
-		if seq < 4000 || seq%10 != 0 {
+	// Finish all but the oldest and every 10th of the last 1000.
+	for seq := uint64(1); seq < n; seq++ {
+		if seq < n-1000 || seq%10 != 0 {
 			finishBoth(t, tr, m, seq)
 		}
 	}
 	checkTracker(t, tr, m)
-	if len(tr.ring) != 8192 || tr.n != 5000 {
-		t.Fatalf("len %d n %d; want 8192, 5000 while seq 0 is unfinished", len(tr.ring), tr.n)
-	}
-	// Finish the oldest: the finished prefix pops and the ring shrinks.
-	finishBoth(t, tr, m, 0)
+	finishBoth(t, tr, m, 0) // the finished prefix pops
 	checkTracker(t, tr, m)
-	if len(tr.ring) != 2048 || tr.n != 1000 {
-		t.Fatalf("len %d n %d; want the ring shrunk to 2048 holding 4000..4999", len(tr.ring), tr.n)
+	if len(tr.ring) != grown || tr.n == 0 {
+		t.Fatalf("len %d n %d; want the ring kept at %d while records are unfinished", len(tr.ring), tr.n, grown)
 	}
-	// Finish the rest in order from the front, then in reverse; the ring
-	// keeps shrinking but never below what it holds.
 	live := m.live()
-	for i, seq := range live {
-		if i >= len(live)/2 {
-			break
-		}
-		finishBoth(t, tr, m, seq)
-		checkTracker(t, tr, m)
-	}
-	live = m.live()
 	for i := len(live) - 1; i >= 0; i-- {
 		finishBoth(t, tr, m, live[i])
 		checkTracker(t, tr, m)
 	}
-	if len(tr.ring) > 1024 {
-		t.Fatalf("len(ring) = %d after finishing everything, want <= 1024", len(tr.ring))
+	// Idle after a large burst: the ring is kept for the next burst.
+	next := m.entries[len(m.entries)-1].offset + 1
+	addBoth(t, tr, m, next, 9, 1)
+	if len(tr.ring) != grown {
+		t.Fatalf("len(ring) = %d after an idle spell that followed a large burst, want %d kept", len(tr.ring), grown)
 	}
+	finishBoth(t, tr, m, m.live()[0])
+	// Idle after a small burst: the next add gives the memory back.
+	addBoth(t, tr, m, next+1, 9, 1)
+	checkTracker(t, tr, m)
+	if len(tr.ring) != minRing {
+		t.Fatalf("len(ring) = %d after a small burst, want %d", len(tr.ring), minRing)
+	}
+	finishBoth(t, tr, m, m.live()[0])
 	// The shrunk ring still grows, wraps and tracks correctly.
 	last := m.entries[len(m.entries)-1].offset
 	for i := range 3000 {
@@ -511,8 +511,8 @@ func TestTrackerShrink(t *testing.T) {
 	checkTracker(t, tr, m)
 }
 
-// TestTrackerShrinkWrapped shrinks a ring whose live window wraps around
-// the end of the buffer at the moment of the shrink.
+// TestTrackerShrinkWrapped empties a large ring whose live window wraps
+// around the end of the buffer: it goes back to minRing with a fresh head.
 func TestTrackerShrinkWrapped(t *testing.T) {
 	tr := newTracker()
 	m := &trackerModel{}
@@ -525,48 +525,32 @@ func TestTrackerShrinkWrapped(t *testing.T) {
 			addBoth(t, tr, m, off, 1, 2)
 		}
 	}
-	add(1100) // seqs 0..1099; the ring grew to 2048 with head 0
-	if len(tr.ring) != 2048 || tr.head != 0 {
-		t.Fatalf("len %d head %d; want 2048, 0", len(tr.ring), tr.head)
-	}
-	for seq := uint64(0); seq < 800; seq++ { // n stays >= 2048/8: no shrink
+	add(4*minRing + 100) // grows to 8*minRing
+	for seq := uint64(0); seq < 4*minRing; seq++ {
 		finishBoth(t, tr, m, seq)
 	}
-	add(1001) // seqs 1100..2100: the window now wraps past index 2047
+	add(4 * minRing) // the window now wraps past the buffer's end
 	checkTracker(t, tr, m)
-	if len(tr.ring) != 2048 || tr.head+tr.n <= len(tr.ring) {
-		t.Fatalf("len %d head %d n %d; want a wrapped window in 2048", len(tr.ring), tr.head, tr.n)
-	}
-	// Finish 801..1949, then 800: 800..1949 pop at once and leave
-	// 1950..2100, which straddle the end of the buffer; 151 < 2048/8.
-	for seq := uint64(801); seq < 1950; seq++ {
-		finishBoth(t, tr, m, seq)
-	}
-	checkTracker(t, tr, m)
-	if len(tr.ring) != 2048 {
-		t.Fatalf("len(ring) = %d before the prefix popped, want 2048", len(tr.ring))
-	}
-	if (tr.head+tr.n-1)&(len(tr.ring)-1) >= tr.head {
-		t.Fatal("test setup: the live window does not wrap")
-	}
-	finishBoth(t, tr, m, 800)
-	checkTracker(t, tr, m)
-	if len(tr.ring) != 512 || tr.n != 151 {
-		t.Fatalf("len %d n %d after the shrink; want 512, 151", len(tr.ring), tr.n)
+	if tr.head+tr.n <= len(tr.ring) {
+		t.Fatalf("len %d head %d n %d; want a wrapped window", len(tr.ring), tr.head, tr.n)
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	live := m.live()
 	rng.Shuffle(len(live), func(i, j int) { live[i], live[j] = live[j], live[i] })
-	for i, seq := range live {
-		finishBoth(t, tr, m, seq)
-		checkTracker(t, tr, m)
-		if i == len(live)/2 {
-			add(700) // grows the shrunk ring again
-			checkTracker(t, tr, m)
-		}
-	}
-	for _, seq := range m.live() {
+	for _, seq := range live {
 		finishBoth(t, tr, m, seq)
 	}
 	checkTracker(t, tr, m)
+	add(1) // the burst before was large: kept
+	finishBoth(t, tr, m, m.live()[0])
+	add(1) // the burst before was one record: given back
+	checkTracker(t, tr, m)
+	if len(tr.ring) != minRing || tr.head != 0 || tr.n != 1 {
+		t.Fatalf("len %d head %d n %d; want %d, 0, 1", len(tr.ring), tr.head, tr.n, minRing)
+	}
+	add(700)
+	checkTracker(t, tr, m)
+	for _, seq := range m.live() {
+		finishBoth(t, tr, m, seq)
+	}
 }

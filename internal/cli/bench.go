@@ -69,7 +69,7 @@ func newBenchCmd(out io.Writer) *cobra.Command {
 	f.StringVar(&b.Scenarios, "scenarios", "", "comma-separated scenario name prefixes to run (default: all; e.g. noop,pc-volume-key)")
 	f.Uint64Var(&b.Seed, "seed", 1, "seed of the random durations, keys and values")
 	f.StringVar(&b.OutFile, "out", "", "also write the results as JSON to this file")
-	f.IntVar(&b.Rounds, "rounds", 0, "noop-throughput raw/ordo alternations (default 3, 1 with --quick)")
+	f.IntVar(&b.Rounds, "rounds", 0, "noop-throughput raw/ordo alternations (default 5, 1 with --quick)")
 	f.IntVar(&b.NoopRecords, "noop-records", 0, "noop-throughput records (default 1000000, 100000 with --quick)")
 	f.IntVar(&b.PCRecords, "pc-records", 0, "pc-volume records (default 10000, 1000 with --quick)")
 	f.StringVar(&b.CPUProfile, "cpuprofile", "", "path prefix of CPU profiles of the noop-throughput children (PREFIX.<side>.<round>.pprof)")

@@ -48,7 +48,7 @@ const (
 // fixed parameters.
 const (
 	defaultNoopRecords = 1_000_000
-	defaultNoopRounds  = 3
+	defaultNoopRounds  = 5
 	defaultPCRecords   = 10_000
 	quickNoopRecords   = 100_000
 	quickNoopRounds    = 1

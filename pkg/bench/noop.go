@@ -76,7 +76,7 @@ func (c NoopConfig) withDefaults() NoopConfig {
 		c.ValueBytes = 100
 	}
 	if c.Rounds == 0 {
-		c.Rounds = 3
+		c.Rounds = defaultNoopRounds
 	}
 	if c.Progress == nil {
 		c.Progress = io.Discard

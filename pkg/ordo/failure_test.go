@@ -312,3 +312,49 @@ func TestDeadLetterProduceFailureIsRetried(t *testing.T) {
 	}
 	stop(t, cons)
 }
+
+// TestDurationHistogramCountsEveryCall: the processing-duration histogram
+// counts every call, fast ones included (they are timed one in eight), and
+// a slow call lands in its bucket.
+func TestDurationHistogramCountsEveryCall(t *testing.T) {
+	c := newCluster(t, 1, "t")
+	const n = 1000
+	produce(t, c.ListenAddrs(), "t", n, 0, 1)
+	proc := ordo.ProcessorFunc(func(ctx context.Context, r *kgo.Record) error {
+		if r.Offset == n-1 {
+			time.Sleep(60 * time.Millisecond)
+		}
+		return nil
+	})
+	cfg := baseConfig(c.ListenAddrs(), "g", proc, "t")
+	cfg.WorkersPerPartition = 1
+	cons := startConsumer(t, cfg)
+	waitFor(t, 30*time.Second, "all records", func() bool { return cons.Stats().Processed == n })
+	mfs, err := cons.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() != "ordo_processing_duration_seconds" {
+			continue
+		}
+		h := mf.GetMetric()[0].GetHistogram()
+		found = true
+		if h.GetSampleCount() != n {
+			t.Errorf("histogram count %d, want %d", h.GetSampleCount(), n)
+		}
+		if h.GetSampleSum() < 0.06 {
+			t.Errorf("histogram sum %v s, want >= the slow call's 0.06 s", h.GetSampleSum())
+		}
+		for _, b := range h.GetBucket() {
+			if b.GetUpperBound() == 0.05 && b.GetCumulativeCount() != n-1 {
+				t.Errorf("calls <= 50ms: %d, want %d (all but the slow one)", b.GetCumulativeCount(), n-1)
+			}
+		}
+	}
+	if !found {
+		t.Error("no ordo_processing_duration_seconds")
+	}
+	stop(t, cons)
+}

@@ -240,9 +240,7 @@ func (l *lane) worker() {
 	defer l.wg.Done()
 	sem := l.c.sem
 	held, streak := false, 0
-	// last is when the previous call ended; a worker that goes straight to
-	// its next record reuses it as the start time (one clock read a record).
-	var last time.Time
+	ct := callTimer{now: time.Now}
 	l.mu.Lock()
 	for {
 		if l.closing {
@@ -250,6 +248,8 @@ func (l *lane) worker() {
 		}
 		w := l.runq.popFront()
 		if w == nil {
+			ct.blocked()
+			ct.apply(&l.cnt)
 			l.flushInflight()
 			if held {
 				l.mu.Unlock()
@@ -259,42 +259,41 @@ func (l *lane) worker() {
 				continue
 			}
 			l.cond.Wait()
-			last = time.Time{}
 			continue
 		}
 		l.running++
 		l.mu.Unlock()
 
 		if held && streak >= 64 {
+			ct.blocked()
 			<-sem
 			held = false
 		}
 		if !held {
+			ct.blocked()
 			select {
 			case sem <- struct{}{}:
 				held, streak = true, 0
 			case <-l.ctx.Done():
 			}
-			last = time.Time{}
 		}
 		streak++
 		var act action
-		dur := -1.0
+		called := held
 		if held {
-			start := last
-			if start.IsZero() {
-				start = time.Now()
-			}
+			ct.begin()
 			act = l.run(w)
-			last = time.Now()
-			dur = last.Sub(start).Seconds()
+			ct.end()
 		} else {
 			act = action{kind: actDrop}
 		}
 
 		l.mu.Lock()
-		l.resolve(w, act, dur)
+		ct.apply(&l.cnt)
+		l.resolve(w, act, called)
 	}
+	ct.blocked()
+	ct.apply(&l.cnt)
 	l.mu.Unlock()
 	if held {
 		<-sem
@@ -333,16 +332,13 @@ func (w *work) Value(key any) any {
 	return w.lane.ctx.Value(key)
 }
 
-// resolve applies act to w; dur is the call's duration in seconds, or
-// negative if no call was made. It is called with l.mu held and returns
-// with it held (it may release it for a call that must not run under the
-// lock).
-func (l *lane) resolve(w *work, act action, dur float64) {
-	if dur >= 0 {
-		l.cnt.observe(dur)
-		if w.lastErr != nil {
-			l.cnt.failed++
-		}
+// resolve applies act to w; called says whether the processor was called
+// (a record dropped before its call was not). It is called with l.mu held
+// and returns with it held (it may release it for a call that must not run
+// under the lock).
+func (l *lane) resolve(w *work, act action, called bool) {
+	if called && w.lastErr != nil {
+		l.cnt.failed++
 	}
 	switch act.kind {
 	case actDone:

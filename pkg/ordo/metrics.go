@@ -48,12 +48,13 @@ type laneCounts struct {
 	durBuckets              [len(durationBuckets)]uint64 // not cumulative
 }
 
-func (lc *laneCounts) observe(seconds float64) {
-	lc.durCount++
-	lc.durSum += seconds
+// observeN counts n calls of the given duration.
+func (lc *laneCounts) observeN(seconds float64, n uint64) {
+	lc.durCount += n
+	lc.durSum += seconds * float64(n)
 	for i, b := range durationBuckets {
 		if seconds <= b {
-			lc.durBuckets[i]++
+			lc.durBuckets[i] += n
 			return
 		}
 	}

@@ -150,6 +150,8 @@ type Config struct {
 	// watermark is committed without them. It must be below
 	// RebalanceTimeout. Default 20s, or RebalanceTimeout/2 if that is less.
 	RevokeTimeout time.Duration
+	// ShutdownTimeout is how long Run's graceful stop may take. Default 30s.
+	ShutdownTimeout time.Duration
 	// MaxPollRecords bounds the records taken from the client per poll.
 	// Default 10000.
 	MaxPollRecords int
@@ -200,6 +202,7 @@ const (
 	DefaultRebalanceTimeout             = 60 * time.Second
 	DefaultRevokeTimeout                = 20 * time.Second
 	DefaultMaxPollRecords               = 10000
+	DefaultShutdownTimeout              = 30 * time.Second
 	DefaultProcessorName                = "processor"
 )
 
@@ -240,6 +243,7 @@ func (c Config) withDefaults() Config {
 		c.RevokeTimeout = min(DefaultRevokeTimeout, c.RebalanceTimeout/2)
 	}
 	setInt(&c.MaxPollRecords, DefaultMaxPollRecords)
+	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	if c.DLQTopic == nil {
 		c.DLQTopic = func(topic string) string { return topic + ".dlq" }
 	}
@@ -318,6 +322,7 @@ func (c Config) validate() error {
 		{"SessionTimeout", c.SessionTimeout},
 		{"RebalanceTimeout", c.RebalanceTimeout},
 		{"RevokeTimeout", c.RevokeTimeout},
+		{"ShutdownTimeout", c.ShutdownTimeout},
 	}
 	for _, d := range durs {
 		if d.d < 0 {

@@ -178,6 +178,27 @@ func (c *Consumer) Start(ctx context.Context) error {
 	return nil
 }
 
+// Run starts the consumer, blocks until ctx is done (a signal, say), then
+// stops gracefully like Stop, allowing Config.ShutdownTimeout. It is the
+// whole lifecycle in one call:
+//
+//	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+//	defer cancel()
+//	return cons.Run(ctx)
+func (c *Consumer) Run(ctx context.Context) error {
+	if err := c.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case <-c.stopped:
+		return c.stopErr
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.cfg.ShutdownTimeout)
+	defer cancel()
+	return c.Stop(sctx)
+}
+
 // Stop stops fetching, lets running records finish, commits every
 // partition's lowest unfinished offset, leaves the group and waits for the
 // workers. If ctx ends first, running records are canceled and Stop returns

@@ -404,3 +404,41 @@ func TestRebalanceDuringStopWaitsForItsCommit(t *testing.T) {
 	watch.assert(t)
 	checkLedger(t, led, n, false)
 }
+
+// TestRunStopsGracefullyWhenCtxEnds: Run returns once its context ends,
+// after letting the running record finish (not canceling it) and
+// committing past it.
+func TestRunStopsGracefullyWhenCtxEnds(t *testing.T) {
+	c := newCluster(t, 1, "t")
+	produce(t, c.ListenAddrs(), "t", 1, 0, 1)
+	started, finished := make(chan struct{}), make(chan error, 1)
+	proc := ordo.ProcessorFunc(func(ctx context.Context, r *kgo.Record) error {
+		close(started)
+		time.Sleep(200 * time.Millisecond)
+		finished <- ctx.Err()
+		return nil
+	})
+	cons, err := ordo.New(baseConfig(c.ListenAddrs(), "g", proc, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- cons.Run(ctx) }()
+	<-started
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-finished; err != nil {
+		t.Errorf("the running record's context ended (%v): Run must drain, not cancel", err)
+	}
+	adm := kadm.NewClient(newPlainClient(t, c.ListenAddrs()))
+	offs, err := adm.FetchOffsets(context.Background(), "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := offs.Lookup("t", 0); o.At != 1 {
+		t.Errorf("committed %d, want 1", o.At)
+	}
+}

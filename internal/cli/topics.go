@@ -98,8 +98,7 @@ func (a *TopicsApplyCmd) Run(ctx context.Context) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Topic, r.Action, msg)
 	}
-	tw.Flush()
-	return err
+	return errors.Join(err, tw.Flush())
 }
 
 func printSpecs(out io.Writer, specs []topics.TopicSpec) error {

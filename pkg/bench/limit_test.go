@@ -1,6 +1,7 @@
 package bench_test
 
 import (
+	"bytes"
 	"slices"
 	"testing"
 	"time"
@@ -75,7 +76,7 @@ func TestNewPlan(t *testing.T) {
 		if d < 0 || d >= 5*time.Millisecond {
 			t.Fatalf("duration %d = %s, outside [0, 5ms)", i, d)
 		}
-		if string(a.Keys[i]) != string(b.Keys[i]) {
+		if !bytes.Equal(a.Keys[i], b.Keys[i]) {
 			t.Fatalf("same seed drew different keys at %d", i)
 		}
 		keys[string(a.Keys[i])]++

@@ -318,7 +318,7 @@ func (b *brokerChild) waitReady(ctx context.Context, within time.Duration) error
 		case <-retry.C:
 		}
 		if conn, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", b.addr); err == nil {
-			conn.Close()
+			_ = conn.Close()
 			if cl == nil {
 				var err error
 				if cl, err = kgo.NewClient(kgo.SeedBrokers(b.addr)); err != nil {

@@ -5,6 +5,7 @@
 package devbroker
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"time"
@@ -42,7 +43,7 @@ func Start(opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("devbroker: address %q: %w", opts.Addr, err)
 	}
-	ln, err := net.Listen("tcp", opts.Addr)
+	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", opts.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("devbroker: listen on %s: %w", opts.Addr, err)
 	}
@@ -63,7 +64,7 @@ func Start(opts Options) (*Broker, error) {
 	kopts = append(kopts, opts.Extra...)
 	c, err := kfake.NewCluster(kopts...)
 	if err != nil {
-		ln.Close()
+		_ = ln.Close()
 		return nil, fmt.Errorf("devbroker: %w", err)
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())

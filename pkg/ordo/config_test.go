@@ -322,8 +322,9 @@ func TestParseOrdering(t *testing.T) {
 	for s, want := range map[string]Ordering{
 		"":            OrderKey,
 		"KEY":         OrderKey,
-		" partition ": OrderPartition,
-		"Unordered":   OrderUnordered,
+		" partition ": OrderPartition, //nolint:gocritic // mapKey: the spaces are the test
+
+		"Unordered": OrderUnordered,
 	} {
 		got, err := ParseOrdering(s)
 		if err != nil || got != want {

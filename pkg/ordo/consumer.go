@@ -164,8 +164,8 @@ func (c *Consumer) Start(ctx context.Context) error {
 	c.tickDone = make(chan struct{})
 	c.watchDone = make(chan struct{})
 	go c.poll(pollCtx)
-	go c.committer()
-	go func() {
+	go c.committer() //nolint:gosec // G118: owned by the consumer, stopped by Stop; not request-scoped
+	go func() {      //nolint:gosec // G118: the Start watcher; its stop must outlive ctx
 		defer close(c.watchDone)
 		select {
 		case <-ctx.Done():

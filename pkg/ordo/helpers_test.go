@@ -27,11 +27,6 @@ func newCluster(t testing.TB, partitions int32, topics ...string) *kfake.Cluster
 	return c
 }
 
-type produced struct {
-	key   string
-	value string
-}
-
 // produce writes n records with keys drawn from nkeys keys (nkeys 0: no key)
 // and returns them by value. Values are unique: "v<i>".
 func produce(t testing.TB, addrs []string, topic string, n, nkeys int, seed uint64) {
@@ -216,17 +211,4 @@ func (c *fakeClock) Advance(d time.Duration) {
 	for _, f := range due {
 		f()
 	}
-}
-
-// pending counts timers not yet fired or stopped.
-func (c *fakeClock) pending() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for _, t := range c.timers {
-		if !t.done {
-			n++
-		}
-	}
-	return n
 }

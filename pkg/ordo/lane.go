@@ -242,10 +242,7 @@ func (l *lane) worker() {
 	held, streak := false, 0
 	ct := callTimer{now: time.Now}
 	l.mu.Lock()
-	for {
-		if l.closing {
-			break
-		}
+	for !l.closing {
 		w := l.runq.popFront()
 		if w == nil {
 			ct.blocked()

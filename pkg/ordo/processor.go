@@ -18,7 +18,7 @@ import (
 //
 // Process is called concurrently for records of different keys, and never
 // concurrently for two records of the same key (in the default key ordering).
-// It must honour ctx: ctx is canceled when the partition is lost, on
+// It must honor ctx: ctx is canceled when the partition is lost, on
 // StopAndCancel, and when a revoke or stop drain deadline passes.
 type Processor interface {
 	Process(ctx context.Context, r *kgo.Record) error

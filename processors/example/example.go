@@ -36,7 +36,7 @@ type Event struct {
 // Options configure the processor.
 type Options struct {
 	// Work is how long applying one event takes, to make the demo's
-	// concurrency visible. The wait honours the context. Default 0.
+	// concurrency visible. The wait honors the context. Default 0.
 	Work time.Duration
 }
 

@@ -114,13 +114,7 @@ func TestCommitNeverPassesUnfinished(t *testing.T) {
 			cfg := baseConfig(c.ListenAddrs(), "g", proc, "t")
 			cfg.CommitInterval = 5 * time.Millisecond
 			cfg.Retry.InitialBackoff = 20 * time.Millisecond
-			cons, err := ordo.New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cons.Start(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			cons := startConsumer(t, cfg)
 			waitFor(t, 60*time.Second, "all records", func() bool { return led.count() == n })
 			stop(t, cons)
 			watch.assert(t)
@@ -171,13 +165,7 @@ func TestDeadLetterCommitWaitsForAck(t *testing.T) {
 	})
 	cfg := baseConfig(c.ListenAddrs(), "g", proc, "t")
 	cfg.CommitInterval = 5 * time.Millisecond
-	cons, err := ordo.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cons.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	cons := startConsumer(t, cfg)
 	// Every record is applied but the poisoned one, whose dead-letter
 	// produce is held, and the later records of its key, which wait behind
 	// it in key order.

@@ -212,3 +212,16 @@ func (c *fakeClock) Advance(d time.Duration) {
 		f()
 	}
 }
+
+// startConsumer creates and starts a consumer, failing the test on error.
+func startConsumer(t *testing.T, cfg ordo.Config) *ordo.Consumer {
+	t.Helper()
+	cons, err := ordo.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cons.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return cons
+}

@@ -44,13 +44,7 @@ func TestKeyOrderNoLossProperty(t *testing.T) {
 			})
 			cfg := baseConfig(c.ListenAddrs(), "g", proc, "t")
 			cfg.WorkersPerPartition = workers
-			cons, err := ordo.New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := cons.Start(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			cons := startConsumer(t, cfg)
 			waitFor(t, 60*time.Second, "all records", func() bool { return led.count() == n })
 			stop(t, cons)
 			checkLedger(t, led, n, true)

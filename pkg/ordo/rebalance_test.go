@@ -17,18 +17,6 @@ import (
 	"github.com/ordokafka/ordo/pkg/ordo"
 )
 
-func startConsumer(t *testing.T, cfg ordo.Config) *ordo.Consumer {
-	t.Helper()
-	cons, err := ordo.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cons.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return cons
-}
-
 // TestRebalanceJoinAndLeaveMidStream runs member A, lets B join while A is
 // busy, churns a third member C in and out, then stops A: partitions move
 // A -> B (and through C) mid-stream. Every record must be applied, the

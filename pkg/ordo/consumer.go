@@ -19,8 +19,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// ErrStopped is returned by Start on a consumer that was already started.
-var ErrStopped = errors.New("ordo: consumer already started")
+// ErrStopped is returned by Start on a consumer that was already started
+// or stopped: a Consumer runs once.
+var ErrStopped = errors.New("ordo: consumer already started or stopped")
 
 type tp struct {
 	topic     string
@@ -55,9 +56,10 @@ type Consumer struct {
 	globalPaused  atomic.Bool
 	epochs        atomic.Uint64
 
-	mu      sync.RWMutex // guards lanes
-	lanes   map[tp]*lane
-	retired sync.WaitGroup // workers of lanes already closed
+	mu       sync.RWMutex // guards lanes and retiring
+	lanes    map[tp]*lane
+	retiring map[tp]*lane   // closed lanes whose workers may still run
+	retired  sync.WaitGroup // workers of lanes already closed
 
 	commitMu sync.Mutex // one commit at a time; held across snapshot and commit
 
@@ -68,6 +70,8 @@ type Consumer struct {
 	pollStop  context.CancelFunc
 	pollDone  chan struct{}
 	tickStop  chan struct{}
+	tickCtx   context.Context // periodic commits; canceled by Stop so one cannot hold it up
+	tickEnd   context.CancelFunc
 	tickDone  chan struct{}
 	watchDone chan struct{}
 	stopped   chan struct{}
@@ -94,6 +98,7 @@ func New(cfg Config) (*Consumer, error) {
 		proc:          Recover(Chain(cfg.Processor, cfg.Middleware...)),
 		sem:           make(chan struct{}, cfg.MaxWorkers),
 		lanes:         make(map[tp]*lane),
+		retiring:      make(map[tp]*lane),
 		stopped:       make(chan struct{}),
 		stopCommitted: make(chan struct{}),
 	}
@@ -131,6 +136,11 @@ func (c *Consumer) Start(ctx context.Context) error {
 	if c.started {
 		return ErrStopped
 	}
+	select {
+	case <-c.stopped:
+		return ErrStopped
+	default:
+	}
 	cfg := c.cfg
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
@@ -161,6 +171,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 	c.pollStop = pollStop
 	c.pollDone = make(chan struct{})
 	c.tickStop = make(chan struct{})
+	c.tickCtx, c.tickEnd = context.WithCancel(context.Background())
 	c.tickDone = make(chan struct{})
 	c.watchDone = make(chan struct{})
 	go c.poll(pollCtx)
@@ -240,7 +251,8 @@ func (c *Consumer) doStop(ctx context.Context, cancelWork bool) error {
 	// 1. Stop polling.
 	c.pollStop()
 	<-c.pollDone
-	// 2. Stop the periodic committer.
+	// 2. Stop the periodic committer (and a commit of it in flight).
+	c.tickEnd()
 	close(c.tickStop)
 	<-c.tickDone
 	// 3 and 4. Drain and commit every lane.
@@ -320,7 +332,7 @@ func (c *Consumer) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[
 			if c.lanes[k] != nil {
 				continue
 			}
-			l := newLane(c, cl, topic, p, c.epochs.Add(1))
+			l := newLane(c, cl, topic, p, c.epochs.Add(1), c.retiring[k])
 			l.done = done[k]
 			c.lanes[k] = l
 			c.retired.Add(1)
@@ -393,7 +405,7 @@ func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]in
 		l.beginClose()
 		l.freeze()
 		c.metrics.lost.Inc()
-		go c.retire(l)
+		c.startRetiring(l)
 	}
 	// Lanes that Stop is draining: Stop must not commit them.
 	c.mu.RLock()
@@ -425,9 +437,23 @@ func (c *Consumer) detach(parts map[string][]int32) []*lane {
 	return out
 }
 
+// startRetiring records a closed lane until its workers have returned; a
+// new lane of the same partition waits for them.
+func (c *Consumer) startRetiring(l *lane) {
+	c.mu.Lock()
+	c.retiring[tp{l.topic, l.partition}] = l
+	c.mu.Unlock()
+	go c.retire(l)
+}
+
 // retire waits for a closed lane's workers.
 func (c *Consumer) retire(l *lane) {
 	l.wg.Wait()
+	c.mu.Lock()
+	if k := (tp{l.topic, l.partition}); c.retiring[k] == l {
+		delete(c.retiring, k)
+	}
+	c.mu.Unlock()
 	c.metrics.fold(l)
 	c.retired.Done()
 }
@@ -465,8 +491,9 @@ func (c *Consumer) closeLanes(ctx context.Context, cl *kgo.Client, lanes []*lane
 	c.commitMu.Unlock()
 	for _, l := range lanes {
 		l.cancel()
-		go c.retire(l)
+		c.startRetiring(l)
 	}
+	c.resumeGlobal() // freeze gave the lanes' budget back
 	return errors.Join(err, cerr)
 }
 
@@ -486,7 +513,7 @@ func (c *Consumer) committer() {
 			t.Stop()
 			return
 		case <-tick:
-			if err := c.commitOwned(context.Background()); err != nil {
+			if err := c.commitOwned(c.tickCtx); err != nil {
 				c.cfg.Logger.Warn("periodic commit", "err", err)
 			}
 		}
@@ -525,16 +552,29 @@ func (c *Consumer) commitLocked(ctx context.Context, cl *kgo.Client, marks map[t
 		}
 		offsets[k.topic][k.partition] = kgo.EpochOffset{Epoch: m.epoch, Offset: m.offset}
 	}
-	// Attach each partition's offset map as its commit metadata.
+	byTP := make(map[tp]*lane, len(lanes))
+	for _, l := range lanes {
+		byTP[tp{l.topic, l.partition}] = l
+	}
+	// Just before the request is sent: attach each partition's offset map
+	// as its commit metadata, and drop any partition lost since the marks
+	// were taken (a loss does not wait for commitMu: it must not block on
+	// a commit that waits for the group).
 	ctx = kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
 		for i := range req.Topics {
 			t := &req.Topics[i]
-			for j := range t.Partitions {
-				p := &t.Partitions[j]
-				if m := marks[tp{t.Topic, p.Partition}]; m.meta != "" {
+			kept := t.Partitions[:0]
+			for _, p := range t.Partitions {
+				k := tp{t.Topic, p.Partition}
+				if l := byTP[k]; l != nil && l.isLost() {
+					continue
+				}
+				if m := marks[k]; m.meta != "" {
 					p.Metadata = kmsg.StringPtr(m.meta)
 				}
+				kept = append(kept, p)
 			}
+			t.Partitions = kept
 		}
 		return nil
 	})
@@ -621,8 +661,12 @@ func (c *Consumer) resumeGlobal() {
 	c.mu.RUnlock()
 	for _, l := range lanes {
 		l.mu.Lock()
-		if l.paused && !l.closed && l.underResume() {
-			l.resumeLocked()
+		if l.paused && !l.closed {
+			if l.underResume() {
+				l.resumeLocked()
+			} else if c.globalOver(true) {
+				c.globalPaused.Store(true)
+			}
 		}
 		l.mu.Unlock()
 	}

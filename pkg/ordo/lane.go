@@ -49,6 +49,7 @@ type lane struct {
 	// the per-record path.
 	finRecs, finBytes int64
 	drained           chan struct{}      // closed when closing and running == 0
+	closeCh           chan struct{}      // closed by beginClose: wakes workers waiting for a token
 	paused            bool               // fetching of the partition is paused
 	hw                int64              // high watermark seen in the last fetch
 	commit            int64              // last committed offset; -1 before any
@@ -75,7 +76,11 @@ type work struct {
 	lastErr error
 }
 
-func newLane(c *Consumer, cl *kgo.Client, topic string, partition int32, epoch uint64) *lane {
+// prev is the partition's previous lane on this member, if it is still
+// retiring: its calls that overran a drain (their processor ignored the
+// cancel) may still run, so the new lane's workers start only once prev's
+// have returned. A key never runs twice at once in one member.
+func newLane(c *Consumer, cl *kgo.Client, topic string, partition int32, epoch uint64, prev *lane) *lane {
 	ctx, cancel := context.WithCancel(c.workCtx)
 	l := &lane{
 		c:         c,
@@ -89,6 +94,7 @@ func newLane(c *Consumer, cl *kgo.Client, topic string, partition int32, epoch u
 		tr:        newTracker(),
 		keys:      make(map[string]*keyQueue),
 		timers:    make(map[*work]Timer),
+		closeCh:   make(chan struct{}),
 		hw:        -1,
 		commit:    -1,
 	}
@@ -103,7 +109,12 @@ func newLane(c *Consumer, cl *kgo.Client, topic string, partition int32, epoch u
 	}
 	l.wg.Add(n)
 	for range n {
-		go l.worker()
+		go func() {
+			if prev != nil {
+				prev.wg.Wait()
+			}
+			l.worker()
+		}()
 	}
 	return l
 }
@@ -127,6 +138,12 @@ func (l *lane) add(recs []*kgo.Record, hw int64) {
 		size := int32(len(r.Key) + len(r.Value))
 		seq, ok := l.tr.add(r.Offset, r.LeaderEpoch, size, r.Timestamp)
 		if !ok {
+			// At or below an offset already received: the client never
+			// redelivers within an assignment, so this is a log rewind
+			// (truncation after an unclean leader election). Say so loudly.
+			l.m.rewound.Add(1)
+			l.c.cfg.Logger.Error("record at or below an offset already received; ignored",
+				"topic", l.topic, "partition", l.partition, "offset", r.Offset)
 			continue
 		}
 		if _, was := l.done[r.Offset]; was {
@@ -248,6 +265,13 @@ func (l *lane) worker() {
 			ct.blocked()
 			ct.apply(&l.cnt)
 			l.flushInflight()
+			if l.c.globalPaused.Load() && !l.c.globalOver(true) {
+				// This flush brought the consumer under half its bound.
+				l.mu.Unlock()
+				l.c.resumeGlobal()
+				l.mu.Lock()
+				continue
+			}
 			if held {
 				l.mu.Unlock()
 				<-sem
@@ -266,18 +290,27 @@ func (l *lane) worker() {
 			<-sem
 			held = false
 		}
+		start := true
 		if !held {
 			ct.blocked()
 			select {
 			case sem <- struct{}{}:
 				held, streak = true, 0
+				// The lane may have closed while we waited for the token:
+				// a record must not start after its lane stopped taking work.
+				l.mu.Lock()
+				start = !l.closing && l.ctx.Err() == nil
+				l.mu.Unlock()
 			case <-l.ctx.Done():
+				start = false
+			case <-l.closeCh:
+				start = false
 			}
 		}
 		streak++
 		var act action
-		called := held
-		if held {
+		called := held && start
+		if called {
 			ct.begin()
 			act = l.run(w)
 			ct.end()
@@ -453,8 +486,14 @@ func (l *lane) finishLocked(w *work) (resumeGlobal bool) {
 		l.flushInflight()
 	}
 	l.advanceKey(w)
-	if l.paused && l.underResume() {
-		l.resumeLocked()
+	if l.paused {
+		if l.underResume() {
+			l.resumeLocked()
+		} else if l.c.globalOver(true) {
+			// Only the global bound keeps us paused: let the next finish
+			// anywhere that brings usage under half resume us.
+			l.c.globalPaused.Store(true)
+		}
 	}
 	l.signalDrained()
 	return l.c.globalPaused.Load() && !l.c.globalOver(true)
@@ -522,6 +561,9 @@ func (l *lane) beginClose() <-chan struct{} {
 	if l.drained == nil {
 		l.drained = make(chan struct{})
 	}
+	if !l.closing {
+		close(l.closeCh)
+	}
 	l.closing = true
 	for w, t := range l.timers {
 		t.Stop()
@@ -559,6 +601,12 @@ func (l *lane) freeze() (mark, bool) {
 		return mark{}, false
 	}
 	return l.markLocked(true)
+}
+
+func (l *lane) isLost() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lost
 }
 
 // markLost cancels the lane's work and makes sure nothing is committed

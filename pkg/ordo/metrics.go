@@ -20,6 +20,7 @@ type metrics struct {
 	group         string
 	dlqErrors     *prometheus.CounterVec
 	pauses        *prometheus.CounterVec
+	rewound       *prometheus.CounterVec
 	commits       *prometheus.CounterVec
 	fetchErrors   prometheus.Counter
 	orphanRecords prometheus.Counter
@@ -31,10 +32,10 @@ type metrics struct {
 }
 
 type topicMetrics struct {
-	name                      string
-	retried, held, dlq, stale atomic.Uint64
-	dlqErrors, pauses         prometheus.Counter
-	retired                   laneCounts // folded lanes; guarded by metrics.mu
+	name                       string
+	retried, held, dlq, stale  atomic.Uint64
+	dlqErrors, pauses, rewound prometheus.Counter
+	retired                    laneCounts // folded lanes; guarded by metrics.mu
 }
 
 // durationBuckets are the upper bounds of ordo_processing_duration_seconds.
@@ -106,6 +107,10 @@ func newMetrics(reg prometheus.Registerer, c *Consumer) (*metrics, error) {
 			Name: "ordo_partition_pauses_total", ConstLabels: cl,
 			Help: "Times a partition's fetching was paused because its in-flight budget was full.",
 		}, []string{"topic"}),
+		rewound: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ordo_rewound_records_total", ConstLabels: cl,
+			Help: "Fetched records at or below an offset the lane already received (a log rewind); ignored and logged.",
+		}, []string{"topic"}),
 		commits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ordo_commits_total", ConstLabels: cl,
 			Help: "Offset commits by result.",
@@ -125,7 +130,7 @@ func newMetrics(reg prometheus.Registerer, c *Consumer) (*metrics, error) {
 		live:   map[*lane]struct{}{},
 	}
 	for _, col := range []prometheus.Collector{
-		m.dlqErrors, m.pauses, m.commits, m.fetchErrors, m.orphanRecords, m.lost,
+		m.dlqErrors, m.pauses, m.rewound, m.commits, m.fetchErrors, m.orphanRecords, m.lost,
 		&laneCollector{c: c},
 	} {
 		if err := reg.Register(col); err != nil {
@@ -150,6 +155,7 @@ func (m *metrics) topicLocked(t string) *topicMetrics {
 		name:      t,
 		dlqErrors: m.dlqErrors.WithLabelValues(t),
 		pauses:    m.pauses.WithLabelValues(t),
+		rewound:   m.rewound.WithLabelValues(t),
 	}
 	m.topics[t] = tm
 	return tm

@@ -1,0 +1,176 @@
+package ordo_test
+
+// Regression tests for bugs found in review. Each failed before its fix.
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ordokafka/ordo/pkg/ordo"
+)
+
+// Lane A (topic a) pauses for its OWN budget while the consumer-wide usage
+// is above half of MaxInFlight (lane B holds it). A drains to zero while
+// global > half, so it cannot resume; globalPaused was never set (global
+// never reached MaxInFlight), so nothing ever resumes A, even after B drains.
+func TestPausedLaneResumesWhenGlobalUsageFalls(t *testing.T) {
+	c := newCluster(t, 1, "a", "b")
+	var recs []*kgo.Record
+	for i := range 13 {
+		recs = append(recs, &kgo.Record{Topic: "b", Key: []byte("k"), Value: []byte("b" + strconv.Itoa(i))})
+	}
+	for i := range 10 {
+		recs = append(recs, &kgo.Record{Topic: "a", Key: []byte(strconv.Itoa(i)), Value: []byte("a" + strconv.Itoa(i))})
+	}
+	produceRecords(t, c.ListenAddrs(), recs...)
+	gate := make(chan struct{})
+	var doneA atomic.Int32
+	proc := ordo.ProcessorFunc(func(ctx context.Context, r *kgo.Record) error {
+		if r.Topic == "b" {
+			<-gate
+			return nil
+		}
+		doneA.Add(1)
+		return nil
+	})
+	cfg := baseConfig(c.ListenAddrs(), "g", proc, "a", "b")
+	cfg.MaxInFlightPerPartition = 10
+	cfg.MaxInFlight = 25 // resume threshold: 12
+	cons := startConsumer(t, cfg)
+	defer stop(t, cons)
+	waitFor(t, 10*time.Second, "A's 10 records", func() bool { return doneA.Load() == 10 })
+	close(gate) // B drains; global usage goes to 0
+	time.Sleep(time.Second)
+	produceRecords(t, c.ListenAddrs(), &kgo.Record{Topic: "a", Value: []byte("late")})
+	time.Sleep(3 * time.Second)
+	for _, s := range cons.Lanes() {
+		t.Logf("%s/%d paused=%v inflight=%d watermark=%d hw=%d", s.Topic, s.Partition, s.Paused, s.InFlight, s.Watermark, s.HighWatermark)
+	}
+	if doneA.Load() != 11 {
+		t.Fatalf("lane a stuck paused: processed %d of 11 records although the consumer holds nothing in flight", doneA.Load())
+	}
+}
+
+// A revoke whose drain times out releases the partition while the call is
+// still running (processor ignores ctx). When the partition comes back to
+// the same member, the new lane runs the same record (same key) again,
+// concurrently with the old call.
+func TestReassignedPartitionWaitsForOverrunCalls(t *testing.T) {
+	c := newCluster(t, 1, "t", "u")
+	produceRecords(t, c.ListenAddrs(),
+		&kgo.Record{Topic: "t", Key: []byte("K"), Value: []byte("v0")},
+		&kgo.Record{Topic: "t", Key: []byte("K"), Value: []byte("v1")})
+	led := newLedger()
+	var calls atomic.Int32
+	proc := ordo.ProcessorFunc(func(ctx context.Context, r *kgo.Record) error {
+		led.enter(r, true)
+		if r.Topic == "t" && r.Offset == 0 && calls.Add(1) == 1 {
+			time.Sleep(3 * time.Second) // ignores ctx
+		}
+		led.exit(r, true)
+		return nil
+	})
+	cfg := baseConfig(c.ListenAddrs(), "g", proc, "t", "u")
+	cfg.RevokeTimeout = 500 * time.Millisecond
+	cons := startConsumer(t, cfg)
+	defer stop(t, cons)
+	waitFor(t, 10*time.Second, "first call", func() bool { return calls.Load() == 1 })
+	owns := func() bool {
+		for _, s := range cons.Lanes() {
+			if s.Topic == "t" {
+				return true
+			}
+		}
+		return false
+	}
+	m2, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumerGroup("g"), kgo.ConsumeTopics("t"),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()), kgo.DisableAutoCommit(),
+		kgo.SessionTimeout(2*time.Second), kgo.RebalanceTimeout(4*time.Second), kgo.HeartbeatInterval(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "t/0 to move to m2", func() bool { return !owns() })
+	m2.Close()
+	waitFor(t, 10*time.Second, "t/0 back", owns)
+	waitFor(t, 10*time.Second, "second call", func() bool { return calls.Load() >= 2 })
+	time.Sleep(500 * time.Millisecond)
+	led.mu.Lock()
+	defer led.mu.Unlock()
+	if len(led.errs) > 0 {
+		t.Errorf("exclusivity violated within one member: %v", led.errs)
+	}
+}
+
+// MaxWorkers=1: lane a's record holds the only token; lane b's worker has
+// taken its record and waits for the token. Stop marks both lanes closing,
+// yet b's record starts once a's call returns: a record starts after Stop.
+func TestNoRecordStartsAfterStopWhileWaitingForAWorker(t *testing.T) {
+	c := newCluster(t, 1, "a", "b")
+	produceRecords(t, c.ListenAddrs(), &kgo.Record{Topic: "a", Value: []byte("a")})
+	var started atomic.Int32
+	var mu sync.Mutex
+	var startedB time.Time
+	proc := ordo.ProcessorFunc(func(ctx context.Context, r *kgo.Record) error {
+		started.Add(1)
+		if r.Topic == "a" {
+			time.Sleep(1500 * time.Millisecond)
+		} else {
+			mu.Lock()
+			startedB = time.Now()
+			mu.Unlock()
+		}
+		return nil
+	})
+	cfg := baseConfig(c.ListenAddrs(), "g", proc, "a", "b")
+	cfg.MaxWorkers = 1
+	cons := startConsumer(t, cfg)
+	waitFor(t, 10*time.Second, "a running", func() bool { return started.Load() == 1 })
+	produceRecords(t, c.ListenAddrs(), &kgo.Record{Topic: "b", Value: []byte("b")})
+	waitFor(t, 10*time.Second, "b queued for the token", func() bool {
+		for _, s := range cons.Lanes() {
+			if s.Topic == "b" && s.Running == 1 {
+				return true
+			}
+		}
+		return false
+	})
+	stopAt := time.Now()
+	stop(t, cons)
+	mu.Lock()
+	defer mu.Unlock()
+	if !startedB.IsZero() && startedB.After(stopAt) {
+		t.Errorf("record b started %s after Stop was called", startedB.Sub(stopAt).Round(time.Millisecond))
+	}
+}
+
+// Stop before Start consumes stopOnce; a later Start succeeds and the
+// consumer can never be stopped again.
+func TestStartAfterStopIsRefused(t *testing.T) {
+	c := newCluster(t, 1, "t")
+	var n atomic.Int32
+	proc := ordo.ProcessorFunc(func(ctx context.Context, r *kgo.Record) error { n.Add(1); return nil })
+	cons, err := ordo.New(baseConfig(c.ListenAddrs(), "g", proc, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = cons.Stop(context.Background())
+	if err := cons.Start(context.Background()); errors.Is(err, ordo.ErrStopped) {
+		return
+	} else if err != nil {
+		t.Fatalf("Start after Stop: %v, want ErrStopped", err)
+	}
+	produce(t, c.ListenAddrs(), "t", 10, 0, 1)
+	waitFor(t, 10*time.Second, "processing", func() bool { return n.Load() == 10 })
+	_ = cons.Stop(context.Background()) // returns at once
+	time.Sleep(500 * time.Millisecond)
+	produce(t, c.ListenAddrs(), "t", 10, 0, 2)
+	time.Sleep(2 * time.Second)
+	t.Errorf("Start after Stop returned nil; after a second Stop the consumer still processed %d of 20 (client and goroutines leak)", n.Load())
+}

@@ -401,9 +401,12 @@ func (c *Consumer) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[st
 // committed for them (another member may own them already).
 func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
 	for _, l := range c.detach(lost) {
-		l.markLost()
+		// Freeze before canceling: a call that returns on the cancel must
+		// find the lane closed (its completion is stale, never marked).
+		l.setLost()
 		l.beginClose()
 		l.freeze()
+		l.cancel()
 		c.metrics.lost.Inc()
 		c.startRetiring(l)
 	}

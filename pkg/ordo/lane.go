@@ -609,12 +609,17 @@ func (l *lane) isLost() bool {
 	return l.lost
 }
 
-// markLost cancels the lane's work and makes sure nothing is committed
-// for it: the partition may already belong to another member.
-func (l *lane) markLost() {
+// setLost makes sure nothing is committed for the lane: the partition may
+// already belong to another member.
+func (l *lane) setLost() {
 	l.mu.Lock()
 	l.lost = true
 	l.mu.Unlock()
+}
+
+// markLost is setLost, then cancels the lane's work.
+func (l *lane) markLost() {
+	l.setLost()
 	l.cancel()
 }
 

@@ -39,6 +39,7 @@ type lane struct {
 	free    []*keyQueue
 	runq    workDeque
 	running int             // records taken by a worker or producing to the DLQ
+	waiting int             // workers waiting on cond
 	timers  map[*work]Timer // records waiting for a retry
 	closing bool            // no new record starts
 	closed  bool            // the tracker is frozen: completions are stale
@@ -164,10 +165,10 @@ func (l *lane) add(recs []*kgo.Record, hw int64) {
 			woke++
 		}
 	}
-	if woke == 1 {
+	// Wake as many waiting workers as there is new work, no more: a
+	// broadcast would wake every worker of the lane to fight for the lock.
+	for range min(woke, l.waiting) {
 		l.cond.Signal()
-	} else if woke > 1 {
-		l.cond.Broadcast()
 	}
 	l.c.inflightRecs.Add(nrecs)
 	l.c.inflightBytes.Add(nbytes)
@@ -279,7 +280,9 @@ func (l *lane) worker() {
 				l.mu.Lock()
 				continue
 			}
+			l.waiting++
 			l.cond.Wait()
+			l.waiting--
 			continue
 		}
 		l.running++

@@ -27,7 +27,8 @@ type tracker struct {
 	nextEpoch int32 // leader epoch of the last received record
 	bytes     int64 // bytes of unfinished records
 	pending   int   // unfinished records
-	high      int   // most entries held since the ring last had a chance to shrink
+	high      int   // most entries held since the ring was last idle
+	small     int   // consecutive busy spells that used under 1/8 of the ring
 }
 
 type trackEntry struct {
@@ -41,6 +42,9 @@ type trackEntry struct {
 // minRing is the tracker's initial and smallest ring size (a power of two).
 const minRing = 1024
 
+// shrinkAfter is how many small busy spells in a row let a grown ring go.
+const shrinkAfter = 64
+
 func newTracker() *tracker {
 	return &tracker{ring: make([]trackEntry, minRing), next: -1, nextEpoch: -1}
 }
@@ -53,11 +57,18 @@ func (t *tracker) add(offset int64, epoch int32, size int32, ts time.Time) (uint
 		return 0, false
 	}
 	if t.n == 0 {
-		// Idle: give back a ring that grew for a burst, unless recent
-		// bursts used it (regrowing on every burst costs more).
-		if len(t.ring) > 4*minRing && t.high < len(t.ring)/8 {
+		// Idle: give back a ring that grew for a burst once many busy
+		// spells in a row used little of it (bursts come and go; regrowing
+		// on every one costs more than the memory).
+		if t.high < len(t.ring)/8 {
+			t.small++
+		} else {
+			t.small = 0
+		}
+		if len(t.ring) > 4*minRing && t.small >= shrinkAfter {
 			t.ring = make([]trackEntry, minRing)
 			t.head = 0
+			t.small = 0
 		}
 		t.high = 0
 	}

@@ -492,13 +492,18 @@ func TestTrackerShrink(t *testing.T) {
 		t.Fatalf("len(ring) = %d after an idle spell that followed a large burst, want %d kept", len(tr.ring), grown)
 	}
 	finishBoth(t, tr, m, m.live()[0])
-	// Idle after a small burst: the next add gives the memory back.
-	addBoth(t, tr, m, next+1, 9, 1)
-	checkTracker(t, tr, m)
-	if len(tr.ring) != minRing {
-		t.Fatalf("len(ring) = %d after a small burst, want %d", len(tr.ring), minRing)
+	// Many small busy spells in a row: the memory is given back.
+	for i := range shrinkAfter {
+		addBoth(t, tr, m, next+1+int64(i), 9, 1)
+		checkTracker(t, tr, m)
+		if i < shrinkAfter-1 && len(tr.ring) != grown {
+			t.Fatalf("len(ring) = %d after %d small spells, want %d kept", len(tr.ring), i+1, grown)
+		}
+		finishBoth(t, tr, m, m.live()[0])
 	}
-	finishBoth(t, tr, m, m.live()[0])
+	if len(tr.ring) != minRing {
+		t.Fatalf("len(ring) = %d after %d small spells, want %d", len(tr.ring), shrinkAfter, minRing)
+	}
 	// The shrunk ring still grows, wraps and tracks correctly.
 	last := m.entries[len(m.entries)-1].offset
 	for i := range 3000 {
@@ -541,9 +546,11 @@ func TestTrackerShrinkWrapped(t *testing.T) {
 		finishBoth(t, tr, m, seq)
 	}
 	checkTracker(t, tr, m)
-	add(1) // the burst before was large: kept
-	finishBoth(t, tr, m, m.live()[0])
-	add(1) // the burst before was one record: given back
+	for range shrinkAfter { // small spells in a row: given back at the last
+		add(1)
+		finishBoth(t, tr, m, m.live()[0])
+	}
+	add(1)
 	checkTracker(t, tr, m)
 	if len(tr.ring) != minRing || tr.head != 0 || tr.n != 1 {
 		t.Fatalf("len %d head %d n %d; want %d, 0, 1", len(tr.ring), tr.head, tr.n, minRing)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -77,5 +78,75 @@ func checkLedger(t *testing.T, led *ledger, n int, exact bool) {
 				break
 			}
 		}
+	}
+}
+
+// TestOrderingModes: OrderPartition runs a partition's records one at a
+// time in offset order; OrderUnordered runs records of one key in parallel.
+// Both apply every record exactly once and commit only finished offsets.
+func TestOrderingModes(t *testing.T) {
+	for _, mode := range []ordo.Ordering{ordo.OrderPartition, ordo.OrderUnordered} {
+		t.Run(mode.String(), func(t *testing.T) {
+			const n = 600
+			c := newCluster(t, 2, "t")
+			produce(t, c.ListenAddrs(), "t", n, 3, 21) // 3 keys: many records per key
+			var mu sync.Mutex
+			running := map[int32]int{} // calls in progress per partition
+			maxRunning := map[int32]int{}
+			last := map[int32]int64{0: -1, 1: -1}
+			applied := map[pk]int{}
+			var violations []string
+			proc := ordo.ProcessorFunc(func(ctx context.Context, r *kgo.Record) error {
+				mu.Lock()
+				running[r.Partition]++
+				maxRunning[r.Partition] = max(maxRunning[r.Partition], running[r.Partition])
+				if mode == ordo.OrderPartition && r.Offset <= last[r.Partition] {
+					violations = append(violations, fmt.Sprintf("partition %d: offset %d after %d", r.Partition, r.Offset, last[r.Partition]))
+				}
+				last[r.Partition] = max(last[r.Partition], r.Offset)
+				mu.Unlock()
+				time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
+				mu.Lock()
+				running[r.Partition]--
+				applied[pk{r.Partition, r.Offset}]++
+				mu.Unlock()
+				return nil
+			})
+			cfg := baseConfig(c.ListenAddrs(), "g", proc, "t")
+			cfg.Ordering = mode
+			cfg.WorkersPerPartition = 8
+			cons := startConsumer(t, cfg)
+			waitFor(t, 60*time.Second, "all records", func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(applied) == n
+			})
+			waitFor(t, 30*time.Second, "commits", func() bool {
+				var sum int64
+				for _, s := range cons.Lanes() {
+					sum += max(0, s.Committed) // -1: a partition no key hashed to
+				}
+				return sum == n
+			})
+			stop(t, cons)
+			mu.Lock()
+			defer mu.Unlock()
+			for _, v := range violations {
+				t.Error(v)
+			}
+			for k, times := range applied {
+				if times != 1 {
+					t.Errorf("%v applied %d times", k, times)
+				}
+			}
+			for p, m := range maxRunning {
+				switch {
+				case mode == ordo.OrderPartition && m != 1:
+					t.Errorf("partition %d ran %d records at once in partition order", p, m)
+				case mode == ordo.OrderUnordered && m < 2:
+					t.Errorf("partition %d never ran two records at once unordered (3 keys, 8 workers)", p)
+				}
+			}
+		})
 	}
 }

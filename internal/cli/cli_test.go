@@ -180,3 +180,32 @@ func TestRunAgainstBroker(t *testing.T) {
 		t.Errorf("output:\n%s", out.String())
 	}
 }
+
+func TestRunConfigEveryKeyMapsToConfig(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "all.yaml")
+	body := `brokers: [a:1]
+group: g
+topics: [t]
+processor: log
+processor_name: ledger
+max_in_flight_bytes_per_partition: 1000
+max_in_flight_bytes: 5000
+max_poll_records: 77
+retry: {max_attempts: 3, initial_backoff: 10ms, max_backoff: 1s, hold_delay: 2s}
+`
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := &RunCmd{ConfigPath: p, Out: &bytes.Buffer{}}
+	if err := r.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c := r.cfg
+	if c.ProcessorName != "ledger" || c.MaxInFlightBytesPerPartition != 1000 || c.MaxInFlightBytes != 5000 ||
+		c.MaxPollRecords != 77 || c.Retry.HoldDelay != 2*time.Second || c.Retry.MaxAttempts != 3 {
+		t.Errorf("config %+v", c)
+	}
+	if *r.fc.MetricsAddr != "127.0.0.1:9100" {
+		t.Errorf("metrics_addr default %q, want 127.0.0.1:9100", *r.fc.MetricsAddr)
+	}
+}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,6 +34,10 @@ type FileConfig struct {
 	MaxWorkers              int           `yaml:"max_workers"`
 	MaxInFlightPerPartition int           `yaml:"max_in_flight_per_partition"`
 	MaxInFlight             int           `yaml:"max_in_flight"`
+	MaxInFlightBytesPerPart int64         `yaml:"max_in_flight_bytes_per_partition"`
+	MaxInFlightBytes        int64         `yaml:"max_in_flight_bytes"`
+	MaxPollRecords          int           `yaml:"max_poll_records"`
+	ProcessorName           string        `yaml:"processor_name"`
 	ProcessTimeout          time.Duration `yaml:"process_timeout"`
 	CommitInterval          time.Duration `yaml:"commit_interval"`
 	SessionTimeout          time.Duration `yaml:"session_timeout"`
@@ -43,9 +48,11 @@ type FileConfig struct {
 		MaxAttempts    int           `yaml:"max_attempts"`
 		InitialBackoff time.Duration `yaml:"initial_backoff"`
 		MaxBackoff     time.Duration `yaml:"max_backoff"`
+		HoldDelay      time.Duration `yaml:"hold_delay"`
 	} `yaml:"retry"`
-	MetricsAddr string `yaml:"metrics_addr"`
-	LogLevel    string `yaml:"log_level"`
+	// MetricsAddr serves /metrics; absent: 127.0.0.1:9100; "": none.
+	MetricsAddr *string `yaml:"metrics_addr"`
+	LogLevel    string  `yaml:"log_level"`
 	// ExampleWork is the example processor's simulated work per event.
 	ExampleWork time.Duration `yaml:"example_work"`
 }
@@ -67,6 +74,10 @@ func LoadFileConfig(path string) (*FileConfig, error) {
 	}
 	if fc.LogLevel == "" {
 		fc.LogLevel = "info"
+	}
+	if fc.MetricsAddr == nil {
+		def := "127.0.0.1:9100"
+		fc.MetricsAddr = &def
 	}
 	return &fc, nil
 }
@@ -94,25 +105,29 @@ func (fc *FileConfig) consumerConfig(log *slog.Logger) (ordo.Config, error) {
 		return ordo.Config{}, fmt.Errorf("processor: %w", err)
 	}
 	cfg := ordo.Config{
-		Brokers:                 fc.Brokers,
-		Group:                   fc.Group,
-		Topics:                  fc.Topics,
-		Processor:               proc,
-		ProcessorName:           fc.Processor,
-		Ordering:                ordering,
-		WorkersPerPartition:     fc.WorkersPerPartition,
-		MaxWorkers:              fc.MaxWorkers,
-		MaxInFlightPerPartition: fc.MaxInFlightPerPartition,
-		MaxInFlight:             fc.MaxInFlight,
-		ProcessTimeout:          fc.ProcessTimeout,
-		CommitInterval:          fc.CommitInterval,
-		SessionTimeout:          fc.SessionTimeout,
-		RebalanceTimeout:        fc.RebalanceTimeout,
-		RevokeTimeout:           fc.RevokeTimeout,
+		Brokers:                      fc.Brokers,
+		Group:                        fc.Group,
+		Topics:                       fc.Topics,
+		Processor:                    proc,
+		ProcessorName:                cmp.Or(fc.ProcessorName, fc.Processor),
+		Ordering:                     ordering,
+		WorkersPerPartition:          fc.WorkersPerPartition,
+		MaxWorkers:                   fc.MaxWorkers,
+		MaxInFlightPerPartition:      fc.MaxInFlightPerPartition,
+		MaxInFlight:                  fc.MaxInFlight,
+		MaxInFlightBytesPerPartition: fc.MaxInFlightBytesPerPart,
+		MaxInFlightBytes:             fc.MaxInFlightBytes,
+		MaxPollRecords:               fc.MaxPollRecords,
+		ProcessTimeout:               fc.ProcessTimeout,
+		CommitInterval:               fc.CommitInterval,
+		SessionTimeout:               fc.SessionTimeout,
+		RebalanceTimeout:             fc.RebalanceTimeout,
+		RevokeTimeout:                fc.RevokeTimeout,
 		Retry: ordo.RetryPolicy{
 			MaxAttempts:    fc.Retry.MaxAttempts,
 			InitialBackoff: fc.Retry.InitialBackoff,
 			MaxBackoff:     fc.Retry.MaxBackoff,
+			HoldDelay:      fc.Retry.HoldDelay,
 		},
 		Logger: log,
 	}
@@ -182,8 +197,8 @@ func (r *RunCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if r.fc.MetricsAddr != "" {
-		ms, err := serveMetrics(r.fc.MetricsAddr, cons.Registry(), r.log)
+	if addr := *r.fc.MetricsAddr; addr != "" {
+		ms, err := serveMetrics(addr, cons.Registry(), r.log)
 		if err != nil {
 			return err
 		}

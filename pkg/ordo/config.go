@@ -3,9 +3,9 @@ package ordo
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
+	"os"
 	"strings"
 	"time"
 
@@ -160,7 +160,9 @@ type Config struct {
 	// the consumer, returned by Consumer.Registry. Ordo never uses the
 	// global Prometheus registry.
 	Registerer prometheus.Registerer
-	// Logger receives the engine's logs. Default: discard.
+	// Logger receives the engine's logs. Default: warnings and errors as
+	// text on standard error (a dead-letter topic that cannot be written to
+	// must not go unnoticed).
 	Logger *slog.Logger
 	// Clock is the time source. Default: the wall clock.
 	Clock Clock
@@ -248,7 +250,7 @@ func (c Config) withDefaults() Config {
 		c.DLQTopic = func(topic string) string { return topic + ".dlq" }
 	}
 	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 	if c.Clock == nil {
 		c.Clock = wallClock{}

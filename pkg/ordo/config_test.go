@@ -219,7 +219,7 @@ func TestConfigDefaults(t *testing.T) {
 		}
 	}
 	// The documented values of the constants themselves.
-	if DefaultWorkersPerPartition != 16 || DefaultMaxWorkers != 256 || DefaultMaxInFlightPerPartition != 10000 ||
+	if DefaultWorkersPerPartition != 4 || DefaultMaxWorkers != 256 || DefaultMaxInFlightPerPartition != 10000 ||
 		DefaultMaxInFlightBytesPerPartition != 16<<20 || DefaultMaxInFlight != 100000 || DefaultMaxInFlightBytes != 256<<20 ||
 		DefaultMaxAttempts != 5 || DefaultInitialBackoff != 100*time.Millisecond || DefaultMaxBackoff != 10*time.Second ||
 		DefaultHoldDelay != time.Second || DefaultCommitInterval != time.Second || DefaultSessionTimeout != 45*time.Second ||

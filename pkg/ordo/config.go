@@ -109,7 +109,7 @@ type Config struct {
 	// WorkersPerPartition bounds the concurrent processor calls of one
 	// partition. Default 4: workers share the lane's lock, so for fast
 	// processors a few do more than many (a no-op processor consumed about
-	// 25% faster with 4 per partition than with 16); raise it for
+	// 20% faster with 4 per partition than with 16); raise it for
 	// processors that wait on I/O (Parallel Consumer's volume test uses
 	// 100). OrderPartition always runs one at a time.
 	WorkersPerPartition int

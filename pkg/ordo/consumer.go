@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/plugin/kslog"
 )
 
 // ErrStopped is returned by Start on a consumer that was already started
@@ -154,6 +155,10 @@ func (c *Consumer) Start(ctx context.Context) error {
 		kgo.OnPartitionsAssigned(c.onAssigned),
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),
+		// franz-go's own logs go to the same logger. Its client metrics
+		// (kprom) cost about 3% of no-op throughput, so they are opt-in:
+		// see docs/metrics.md.
+		kgo.WithLogger(kslog.New(cfg.Logger)),
 	}
 	opts = append(opts, cfg.KgoOpts...)
 	// The group may assign partitions as soon as the client exists: the

@@ -203,23 +203,30 @@ func newBenchWorkerCmd(out io.Writer) *cobra.Command {
 	return cmd
 }
 
+func (w *BenchWorkerCmd) config() bench.WorkerConfig {
+	return bench.WorkerConfig{
+		Side:       w.Side,
+		Brokers:    splitList(w.Brokers),
+		Topic:      w.Topic,
+		Group:      w.Group,
+		Records:    w.Records,
+		CPUProfile: w.CPUProfile,
+	}
+}
+
 // Validate checks the flags. Every error names its flag.
 func (w *BenchWorkerCmd) Validate() error {
 	var errs []error
-	if w.Side != bench.SideRaw && w.Side != bench.SideOrdo {
-		errs = append(errs, fmt.Errorf("--side must be %s or %s, got %q", bench.SideRaw, bench.SideOrdo, w.Side))
-	}
-	if len(splitList(w.Brokers)) == 0 {
-		errs = append(errs, errors.New("--brokers is required"))
-	}
-	if w.Topic == "" {
-		errs = append(errs, errors.New("--topic is required"))
-	}
-	if w.Group == "" {
-		errs = append(errs, errors.New("--group is required"))
-	}
-	if w.Records < 1 {
-		errs = append(errs, fmt.Errorf("--records must be >= 1, got %d", w.Records))
+	// The worker's own checks, each naming its field; the flags have the
+	// same names.
+	if err := w.config().Validate(); err != nil {
+		if joined, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range joined.Unwrap() {
+				errs = append(errs, fmt.Errorf("--%w", e))
+			}
+		} else {
+			errs = append(errs, fmt.Errorf("--%w", err))
+		}
 	}
 	if w.Timeout <= 0 {
 		errs = append(errs, fmt.Errorf("--timeout must be > 0, got %s", w.Timeout))
@@ -234,14 +241,7 @@ func (w *BenchWorkerCmd) Validate() error {
 func (w *BenchWorkerCmd) Run(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, w.Timeout)
 	defer cancel()
-	res, err := bench.RunWorker(ctx, bench.WorkerConfig{
-		Side:       w.Side,
-		Brokers:    splitList(w.Brokers),
-		Topic:      w.Topic,
-		Group:      w.Group,
-		Records:    w.Records,
-		CPUProfile: w.CPUProfile,
-	})
+	res, err := bench.RunWorker(ctx, w.config())
 	if err != nil {
 		return err
 	}

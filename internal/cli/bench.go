@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/ordokafka/ordo/pkg/bench"
+	"github.com/ordokafka/ordo/internal/bench"
 )
 
 // BenchCmd is `ordo bench`: Ordo measured side by side with raw franz-go

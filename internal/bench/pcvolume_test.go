@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ordokafka/ordo/pkg/bench"
+	"github.com/ordokafka/ordo/internal/bench"
 	"github.com/ordokafka/ordo/pkg/ordo"
 )
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ordokafka/ordo/pkg/bench"
+	"github.com/ordokafka/ordo/internal/bench"
 )
 
 // The noop-throughput comparison end to end, small: the test binary plays

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/ordokafka/ordo/internal/cli"
-	"github.com/ordokafka/ordo/pkg/bench"
+	"github.com/ordokafka/ordo/internal/bench"
 )
 
 // `ordo bench --out` writes {"scenarios":[{"name","value","baseline","ratio","unit",...}]}.

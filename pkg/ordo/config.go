@@ -262,11 +262,50 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// validate checks a defaulted config. Every error names the field.
+// FieldError is one invalid Config field. New returns every FieldError of
+// a config at once, joined with errors.Join; a program that reads its
+// config from a file can map Field back to the key the user wrote.
+type FieldError struct {
+	// Field is the field's path in Config: "WorkersPerPartition",
+	// "Retry.MaxAttempts", "Topics[1]".
+	Field string
+	// Reason says what is wrong, in words: "must be > 0, got -1".
+	Reason string
+}
+
+func (e *FieldError) Error() string { return "ordo: Config." + e.Field + " " + e.Reason }
+
+// FieldErrors returns the FieldErrors in err (as New returns them), in
+// order; nil if there are none.
+func FieldErrors(err error) []*FieldError {
+	var out []*FieldError
+	var walk func(error)
+	walk = func(err error) {
+		if err == nil {
+			return
+		}
+		if fe, ok := err.(*FieldError); ok {
+			out = append(out, fe)
+			return
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				walk(e)
+			}
+		case interface{ Unwrap() error }:
+			walk(u.Unwrap())
+		}
+	}
+	walk(err)
+	return out
+}
+
+// validate checks a defaulted config. Every error is a *FieldError.
 func (c Config) validate() error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("ordo: Config.%s %s", field, fmt.Sprintf(format, args...)))
+		errs = append(errs, &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
 	}
 	if len(c.Brokers) == 0 {
 		bad("Brokers", "is required (host:port of at least one seed broker)")

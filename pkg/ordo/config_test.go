@@ -2,6 +2,8 @@ package ordo
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -368,5 +370,25 @@ func TestConfigNewNeverConnects(t *testing.T) {
 	}
 	if err := cons.StopAndCancel(context.Background()); err != nil {
 		t.Fatalf("second stop: %v", err)
+	}
+}
+
+func TestFieldErrors(t *testing.T) {
+	cfg := validConfig()
+	cfg.WorkersPerPartition = -1
+	cfg.Retry.MaxAttempts = -2
+	_, err := New(cfg)
+	fes := FieldErrors(fmt.Errorf("wrapped: %w", err))
+	if len(fes) != 2 {
+		t.Fatalf("FieldErrors = %v, want 2", fes)
+	}
+	if fes[0].Field != "WorkersPerPartition" || fes[1].Field != "Retry.MaxAttempts" {
+		t.Errorf("fields %q, %q", fes[0].Field, fes[1].Field)
+	}
+	if !strings.Contains(fes[1].Reason, "-2") {
+		t.Errorf("reason %q does not give the value", fes[1].Reason)
+	}
+	if FieldErrors(nil) != nil || FieldErrors(errors.New("x")) != nil {
+		t.Error("FieldErrors of a non-config error is not empty")
 	}
 }

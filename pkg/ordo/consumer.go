@@ -83,6 +83,7 @@ type Consumer struct {
 	// draining lanes so that Stop commits nothing for them.
 	stopping      atomic.Bool
 	stopLanes     []*lane       // lanes Stop is closing; guarded by mu
+	final         []LaneSnapshot // the lanes as Stop left them; guarded by mu
 	stopCommitted chan struct{} // closed once Stop committed
 }
 
@@ -276,6 +277,14 @@ func (c *Consumer) doStop(ctx context.Context, cancelWork bool) error {
 		}
 	}
 	err := c.closeLanes(ctx, c.cl, all, "stop")
+	final := make([]LaneSnapshot, 0, len(all))
+	for _, l := range all {
+		final = append(final, l.snapshot())
+	}
+	sortSnapshots(final)
+	c.mu.Lock()
+	c.final = final
+	c.mu.Unlock()
 	close(c.stopCommitted)
 	// 5. Leave the group. The revoke callback finds no lanes left.
 	c.cl.CloseAllowingRebalance()
@@ -623,9 +632,15 @@ func (c *Consumer) commitLocked(ctx context.Context, cl *kgo.Client, marks map[t
 }
 
 // Lanes returns a snapshot of every partition lane, sorted by topic and
-// partition.
+// partition. Once Stop has committed, it returns the lanes as Stop left
+// them (what was still in flight, the lag and the committed offsets at
+// that moment), so that a final report shows what the stop abandoned.
 func (c *Consumer) Lanes() []LaneSnapshot {
 	c.mu.RLock()
+	if c.final != nil {
+		defer c.mu.RUnlock()
+		return append([]LaneSnapshot(nil), c.final...)
+	}
 	lanes := make([]*lane, 0, len(c.lanes))
 	for _, l := range c.lanes {
 		lanes = append(lanes, l)
@@ -635,13 +650,17 @@ func (c *Consumer) Lanes() []LaneSnapshot {
 	for _, l := range lanes {
 		out = append(out, l.snapshot())
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Topic != out[j].Topic {
-			return out[i].Topic < out[j].Topic
-		}
-		return out[i].Partition < out[j].Partition
-	})
+	sortSnapshots(out)
 	return out
+}
+
+func sortSnapshots(s []LaneSnapshot) {
+	sort.Slice(s, func(i, j int) bool {
+		if s[i].Topic != s[j].Topic {
+			return s[i].Topic < s[j].Topic
+		}
+		return s[i].Partition < s[j].Partition
+	})
 }
 
 // globalOver reports whether the consumer-wide in-flight usage is at its

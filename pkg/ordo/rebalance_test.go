@@ -185,8 +185,15 @@ func TestStopDrainsAndCommitsLowestUnfinished(t *testing.T) {
 			default:
 				t.Fatal("Stopped() not closed after Stop returned")
 			}
-			if len(cons.Lanes()) != 0 {
-				t.Error("lanes left after stop")
+			final := cons.Lanes() // as Stop left them
+			if len(final) != 2 {
+				t.Errorf("Lanes() after stop gives %d lanes, want the 2 Stop committed", len(final))
+			}
+			for _, l := range final {
+				if l.Running != 0 || l.Committed != l.Watermark {
+					t.Errorf("final lane %s/%d: running %d, committed %d, watermark %d; want 0 running and the watermark committed",
+						l.Topic, l.Partition, l.Running, l.Committed, l.Watermark)
+				}
 			}
 			time.Sleep(100 * time.Millisecond)
 			if afterStop.Load() != 0 {

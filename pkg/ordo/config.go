@@ -145,6 +145,9 @@ type Config struct {
 	// unfinished offset) is committed. Default 1s. Ordo also commits on
 	// revoke and on stop.
 	CommitInterval time.Duration
+	// ConnectTimeout bounds how long Start waits for a seed broker to
+	// answer before it fails, naming the brokers it tried. Default 30s.
+	ConnectTimeout time.Duration
 	// SessionTimeout is the group session timeout. Default 45s.
 	SessionTimeout time.Duration
 	// RebalanceTimeout is the group rebalance timeout. Default 60s.
@@ -204,6 +207,7 @@ const (
 	DefaultMaxBackoff                   = 10 * time.Second
 	DefaultHoldDelay                    = time.Second
 	DefaultCommitInterval               = time.Second
+	DefaultConnectTimeout               = 30 * time.Second
 	DefaultSessionTimeout               = 45 * time.Second
 	DefaultRebalanceTimeout             = 60 * time.Second
 	DefaultRevokeTimeout                = 20 * time.Second
@@ -243,6 +247,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.Retry.MaxBackoff, DefaultMaxBackoff)
 	setDur(&c.Retry.HoldDelay, DefaultHoldDelay)
 	setDur(&c.CommitInterval, DefaultCommitInterval)
+	setDur(&c.ConnectTimeout, DefaultConnectTimeout)
 	setDur(&c.SessionTimeout, DefaultSessionTimeout)
 	setDur(&c.RebalanceTimeout, DefaultRebalanceTimeout)
 	if c.RevokeTimeout == 0 && c.RebalanceTimeout > 0 {
@@ -364,6 +369,7 @@ func (c Config) validate() error {
 		{"Retry.MaxBackoff", c.Retry.MaxBackoff},
 		{"Retry.HoldDelay", c.Retry.HoldDelay},
 		{"CommitInterval", c.CommitInterval},
+		{"ConnectTimeout", c.ConnectTimeout},
 		{"SessionTimeout", c.SessionTimeout},
 		{"RebalanceTimeout", c.RebalanceTimeout},
 		{"RevokeTimeout", c.RevokeTimeout},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -390,5 +391,53 @@ func TestFieldErrors(t *testing.T) {
 	}
 	if FieldErrors(nil) != nil || FieldErrors(errors.New("x")) != nil {
 		t.Error("FieldErrors of a non-config error is not empty")
+	}
+}
+
+// TestStartFailsWhenNoBrokerAnswers: a refused address and one that never
+// answers both fail Start within ConnectTimeout plus a small constant, and
+// the error names the brokers.
+func TestStartFailsWhenNoBrokerAnswers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	refused, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusedAddr := refused.Addr().String()
+	refused.Close()
+	for _, addr := range []string{refusedAddr, ln.Addr().String()} {
+		cfg := validConfig()
+		cfg.Brokers = []string{addr}
+		cfg.ConnectTimeout = 700 * time.Millisecond
+		c, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		err = c.Start(context.Background())
+		took := time.Since(start)
+		if err == nil {
+			t.Fatalf("Start against %s succeeded", addr)
+		}
+		if !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "ConnectTimeout") {
+			t.Errorf("error does not name the broker and the setting: %v", err)
+		}
+		if took > 3*time.Second {
+			t.Errorf("Start took %s with a 700ms ConnectTimeout", took)
+		}
 	}
 }

@@ -144,6 +144,9 @@ func (c *Consumer) Start(ctx context.Context) error {
 	default:
 	}
 	cfg := c.cfg
+	if err := c.ping(ctx); err != nil {
+		return err
+	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumerGroup(cfg.Group),
@@ -193,6 +196,34 @@ func (c *Consumer) Start(ctx context.Context) error {
 		}
 	}()
 	return nil
+}
+
+// ping waits, up to ConnectTimeout, until a seed broker answers, with a
+// client of its own that joins no group: a consumer whose brokers are all
+// unreachable fails at Start, naming them, instead of retrying in silence.
+func (c *Consumer) ping(ctx context.Context) error {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.cfg.Brokers...)}, c.cfg.KgoOpts...)...)
+	if err != nil {
+		return fmt.Errorf("ordo: creating kafka client: %w", err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
+	defer cancel()
+	var lastErr error
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, min(c.cfg.ConnectTimeout, 5*time.Second))
+		lastErr = cl.Ping(pctx)
+		pcancel()
+		if lastErr == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("ordo: no seed broker of %s answered within %s (Config.ConnectTimeout): %w",
+				strings.Join(c.cfg.Brokers, ","), c.cfg.ConnectTimeout, lastErr)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 // Run starts the consumer, blocks until ctx is done (a signal, say), then

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/ordokafka/ordo/internal/cli"
 	"github.com/ordokafka/ordo/internal/bench"
+	"github.com/ordokafka/ordo/internal/cli"
 )
 
 // `ordo bench --out` writes {"scenarios":[{"name","value","baseline","ratio","unit",...}]}.

@@ -82,9 +82,9 @@ type Consumer struct {
 	// partitions are released only once committed, and a loss marks the
 	// draining lanes so that Stop commits nothing for them.
 	stopping      atomic.Bool
-	stopLanes     []*lane       // lanes Stop is closing; guarded by mu
+	stopLanes     []*lane        // lanes Stop is closing; guarded by mu
 	final         []LaneSnapshot // the lanes as Stop left them; guarded by mu
-	stopCommitted chan struct{} // closed once Stop committed
+	stopCommitted chan struct{}  // closed once Stop committed
 }
 
 // New validates cfg, applies its defaults and returns a Consumer that has

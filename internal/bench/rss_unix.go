@@ -5,6 +5,7 @@ package bench
 import (
 	"runtime"
 	"syscall"
+	"time"
 )
 
 // rusageMaxRSS returns getrusage's peak resident set size in bytes.
@@ -23,4 +24,13 @@ func rusageMaxRSS() int64 {
 		return int64(ru.Maxrss) // bytes there
 	}
 	return int64(ru.Maxrss) * 1024 // KiB elsewhere
+}
+
+// processCPU returns the user and system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

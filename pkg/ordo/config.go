@@ -129,6 +129,20 @@ type Config struct {
 	MaxInFlight int
 	// MaxInFlightBytes bounds their bytes. Default 256 MiB.
 	MaxInFlightBytes int64
+	// MaxTrackedSpan bounds the offsets a partition tracks: from its
+	// oldest unfinished record to its newest received one. One stuck
+	// record (a Hold, a slow call) with many finished records behind it
+	// reaches this bound, and the partition pauses until the stuck record
+	// finishes. The tracker costs 32 bytes per offset in the span. Default
+	// 100000; at most 1000000.
+	MaxTrackedSpan int
+	// MaxOffsetMapBytes is the largest offset map Ordo writes into a
+	// commit's metadata (the records finished above the committed offset,
+	// which the next owner skips). Set it to your brokers'
+	// offset.metadata.max.bytes if that is below Kafka's default of 4096; a
+	// partition whose finished records would not fit a map pauses rather
+	// than leaving any out. Default 4096; at least 256.
+	MaxOffsetMapBytes int
 
 	// ProcessTimeout bounds one processor call through its context; an
 	// overrun counts as a failed attempt of class "timeout". Default 0: no
@@ -179,9 +193,11 @@ type Config struct {
 	OnCommit func(CommitEvent)
 	// KgoOpts are passed to kgo.NewClient after Ordo's own options, for
 	// TLS, SASL, client ID, fetch sizes and the rest of franz-go's knobs.
-	// Options that would break Ordo's guarantees (autocommit, group and
-	// topic selection, rebalance callbacks) are set by Ordo and must not be
-	// passed here.
+	// New refuses the options Ordo sets itself because its guarantees rest
+	// on them: a group or topics (use Group, Topics), autocommit, another
+	// balancer than cooperative-sticky, rebalance callbacks,
+	// AdjustFetchOffsetsFn, and the session and rebalance timeouts (use
+	// SessionTimeout, RebalanceTimeout).
 	KgoOpts []kgo.Opt
 }
 
@@ -202,6 +218,8 @@ const (
 	DefaultMaxInFlightBytesPerPartition = 16 << 20
 	DefaultMaxInFlight                  = 100000
 	DefaultMaxInFlightBytes             = 256 << 20
+	DefaultMaxTrackedSpan               = 100000
+	DefaultMaxOffsetMapBytes            = 4096
 	DefaultMaxAttempts                  = 5
 	DefaultInitialBackoff               = 100 * time.Millisecond
 	DefaultMaxBackoff                   = 10 * time.Second
@@ -242,6 +260,8 @@ func (c Config) withDefaults() Config {
 	setI64(&c.MaxInFlightBytesPerPartition, DefaultMaxInFlightBytesPerPartition)
 	setInt(&c.MaxInFlight, DefaultMaxInFlight)
 	setI64(&c.MaxInFlightBytes, DefaultMaxInFlightBytes)
+	setInt(&c.MaxTrackedSpan, DefaultMaxTrackedSpan)
+	setInt(&c.MaxOffsetMapBytes, DefaultMaxOffsetMapBytes)
 	setInt(&c.Retry.MaxAttempts, DefaultMaxAttempts)
 	setDur(&c.Retry.InitialBackoff, DefaultInitialBackoff)
 	setDur(&c.Retry.MaxBackoff, DefaultMaxBackoff)
@@ -360,6 +380,14 @@ func (c Config) validate() error {
 	positive("MaxInFlightBytes", c.MaxInFlightBytes)
 	positive("Retry.MaxAttempts", int64(c.Retry.MaxAttempts))
 	positive("MaxPollRecords", int64(c.MaxPollRecords))
+	positive("MaxTrackedSpan", int64(c.MaxTrackedSpan))
+	if c.MaxTrackedSpan > 1_000_000 {
+		bad("MaxTrackedSpan", "must be at most 1000000, got %d", c.MaxTrackedSpan)
+	}
+	if c.MaxOffsetMapBytes < 256 && c.MaxOffsetMapBytes != 0 {
+		bad("MaxOffsetMapBytes", "must be at least 256, got %d", c.MaxOffsetMapBytes)
+	}
+	errs = append(errs, checkKgoOpts(c.KgoOpts)...)
 	durs := []struct {
 		name string
 		d    time.Duration

@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,10 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
-	"github.com/twmb/franz-go/plugin/kslog"
 )
 
 // ErrStopped is returned by Start on a consumer that was already started
@@ -29,40 +24,56 @@ type tp struct {
 	partition int32
 }
 
+func (k tp) String() string { return fmt.Sprintf("%s/%d", k.topic, k.partition) }
+
 // Consumer runs a Processor over a consumer group. Create it with New,
 // run it with Start and end it with Stop or StopAndCancel.
 //
-// The stop order, in Stop and StopAndCancel:
+// Its parts: the poll loop (below) hands fetched records to one lane per
+// assigned partition (lane.go); lanes meet the rest of the consumer only
+// through narrow interfaces: a budget (budget.go), a router that decides
+// outcomes and produces dead letters (router.go), the fetch pauser (the
+// client), and the watchdog (watchdog.go). Commits are in commit.go.
+//
+// The stop order, in Stop and StopAndCancel, every step bounded by the
+// context given to Stop:
 //
 //  1. stop polling: no new record enters a lane;
 //  2. stop the periodic committer;
-//  3. every lane stops starting records and waits for its running ones
-//     (StopAndCancel cancels their contexts first), within the context;
-//  4. commit each lane's watermark, its lowest unfinished offset;
+//  3. every lane stops starting records, but, in Stop, for those below its
+//     highest finished offset, and waits for its running ones
+//     (StopAndCancel cancels their contexts first), until the drain
+//     deadline: the context's deadline less a reserve for the commit;
+//  4. commit each lane's watermark, its lowest unfinished offset, with its
+//     offset map; what could not be committed is logged;
 //  5. leave the group and close the client;
 //  6. wait for every worker goroutine to return.
+//
+// Lock order: lifeMu, then commitSem, then mu, then metrics.mu, then each
+// lane's mu.
 type Consumer struct {
 	cfg     Config
 	proc    Processor
 	metrics *metrics
 	reg     *prometheus.Registry // non-nil if the consumer owns its registry
 	sem     chan struct{}
+	budget  *budget
+	router  *router
+	watch   *watchdog
+	lcfg    laneConfig
+	epochs  atomic.Uint64
+	mapMax  atomic.Int64 // the largest offset map to commit (lowered if the broker refuses one)
 
 	cl      *kgo.Client
 	workCtx context.Context // parent of every lane context
 	cancelW context.CancelFunc
 
-	inflightRecs  atomic.Int64
-	inflightBytes atomic.Int64
-	globalPaused  atomic.Bool
-	epochs        atomic.Uint64
-
-	mu       sync.RWMutex // guards lanes and retiring
+	mu       sync.RWMutex // guards lanes, retiring, stopLanes and final
 	lanes    map[tp]*lane
 	retiring map[tp]*lane   // closed lanes whose workers may still run
 	retired  sync.WaitGroup // workers of lanes already closed
 
-	commitMu sync.Mutex // one commit at a time; held across snapshot and commit
+	commitSem chan struct{} // one commit at a time; held across snapshot and commit
 
 	lifeMu    sync.Mutex
 	started   bool
@@ -82,9 +93,11 @@ type Consumer struct {
 	// partitions are released only once committed, and a loss marks the
 	// draining lanes so that Stop commits nothing for them.
 	stopping      atomic.Bool
-	stopLanes     []*lane        // lanes Stop is closing; guarded by mu
-	final         []LaneSnapshot // the lanes as Stop left them; guarded by mu
+	stopLanes     []*lane        // lanes Stop is closing
+	final         []LaneSnapshot // the lanes as Stop left them
 	stopCommitted chan struct{}  // closed once Stop committed
+
+	logs *edgeLog // broker and fetch errors, logged at a bounded rate
 }
 
 // New validates cfg, applies its defaults and returns a Consumer that has
@@ -99,10 +112,30 @@ func New(cfg Config) (*Consumer, error) {
 		cfg:           cfg,
 		proc:          Recover(Chain(cfg.Processor, cfg.Middleware...)),
 		sem:           make(chan struct{}, cfg.MaxWorkers),
+		budget:        newBudget(cfg.MaxInFlight, cfg.MaxInFlightBytes),
+		router:        newRouter(&cfg),
 		lanes:         make(map[tp]*lane),
 		retiring:      make(map[tp]*lane),
+		commitSem:     make(chan struct{}, 1),
 		stopped:       make(chan struct{}),
 		stopCommitted: make(chan struct{}),
+		logs:          newEdgeLog(cfg.Logger),
+	}
+	c.mapMax.Store(int64(cfg.MaxOffsetMapBytes))
+	c.budget.resume = c.resumeGlobal
+	c.lcfg = laneConfig{
+		group:          cfg.Group,
+		ordering:       cfg.Ordering,
+		workers:        cfg.WorkersPerPartition,
+		maxRecs:        cfg.MaxInFlightPerPartition,
+		maxBytes:       cfg.MaxInFlightBytesPerPartition,
+		maxSpan:        int64(cfg.MaxTrackedSpan),
+		mapCap:         capacityFor(cfg.MaxOffsetMapBytes),
+		processTimeout: cfg.ProcessTimeout,
+		produceRetry:   cfg.Retry.MaxBackoff,
+		clock:          cfg.Clock,
+		log:            cfg.Logger,
+		chunk:          streamChunk,
 	}
 	reg := cfg.Registerer
 	if reg == nil {
@@ -114,6 +147,7 @@ func New(cfg Config) (*Consumer, error) {
 		return nil, fmt.Errorf("ordo: registering metrics: %w", err)
 	}
 	c.metrics = m
+	c.watch = newWatchdog(stallAfter, m.liveLanes)
 	return c, nil
 }
 
@@ -129,9 +163,10 @@ func (c *Consumer) Client() *kgo.Client {
 	return c.cl
 }
 
-// Start joins the group and starts processing in the background. It
-// returns once the client is created; assignment happens asynchronously.
-// Canceling ctx is like calling StopAndCancel with RevokeTimeout.
+// Start waits, up to Config.ConnectTimeout, for a seed broker to answer,
+// then joins the group and starts processing in the background. It returns
+// once the client is created; assignment happens asynchronously. Canceling
+// ctx is like calling StopAndCancel with RevokeTimeout.
 func (c *Consumer) Start(ctx context.Context) error {
 	c.lifeMu.Lock()
 	defer c.lifeMu.Unlock()
@@ -159,10 +194,12 @@ func (c *Consumer) Start(ctx context.Context) error {
 		kgo.OnPartitionsAssigned(c.onAssigned),
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),
-		// franz-go's own logs go to the same logger. Its client metrics
-		// (kprom) cost about 3% of no-op throughput, so they are opt-in:
-		// see docs/metrics.md.
-		kgo.WithLogger(kslog.New(cfg.Logger)),
+		// franz-go's own logs go to the same logger, its warnings and
+		// errors at a bounded rate (an unreachable broker would log every
+		// few seconds forever). Its client metrics (kprom) cost about 3%
+		// of no-op throughput, so they are opt-in: see docs/metrics.md.
+		kgo.WithLogger(c.logs.kgoLogger()),
+		kgo.WithHooks(&brokerHooks{c: c}),
 	}
 	opts = append(opts, cfg.KgoOpts...)
 	// The group may assign partitions as soon as the client exists: the
@@ -174,6 +211,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 		return fmt.Errorf("ordo: creating kafka client: %w", err)
 	}
 	c.cl = cl
+	c.router.producer = cl
 	c.started = true
 
 	pollCtx, pollStop := context.WithCancel(context.WithoutCancel(ctx))
@@ -183,6 +221,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 	c.tickCtx, c.tickEnd = context.WithCancel(context.Background())
 	c.tickDone = make(chan struct{})
 	c.watchDone = make(chan struct{})
+	go c.watch.run()
 	go c.poll(pollCtx)
 	go c.committer() //nolint:gosec // G118: owned by the consumer, stopped by Stop; not request-scoped
 	go func() {      //nolint:gosec // G118: the Start watcher; its stop must outlive ctx
@@ -209,20 +248,26 @@ func (c *Consumer) ping(ctx context.Context) error {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
 	defer cancel()
+	retry := time.NewTimer(0)
+	defer retry.Stop()
 	var lastErr error
 	for {
+		select {
+		case <-ctx.Done():
+			if lastErr == nil {
+				lastErr = ctx.Err()
+			}
+			return fmt.Errorf("ordo: no seed broker of %s answered within %s (Config.ConnectTimeout): %w",
+				strings.Join(c.cfg.Brokers, ","), c.cfg.ConnectTimeout, lastErr)
+		case <-retry.C:
+		}
 		pctx, pcancel := context.WithTimeout(ctx, min(c.cfg.ConnectTimeout, 5*time.Second))
 		lastErr = cl.Ping(pctx)
 		pcancel()
 		if lastErr == nil {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("ordo: no seed broker of %s answered within %s (Config.ConnectTimeout): %w",
-				strings.Join(c.cfg.Brokers, ","), c.cfg.ConnectTimeout, lastErr)
-		case <-time.After(250 * time.Millisecond):
-		}
+		retry.Reset(250 * time.Millisecond)
 	}
 }
 
@@ -247,15 +292,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 	return c.Stop(sctx)
 }
 
-// Stop stops fetching, lets running records finish, commits every
-// partition's lowest unfinished offset, leaves the group and waits for the
-// workers. If ctx ends first, running records are canceled and Stop returns
-// ctx's error after committing what finished. Stop is safe to call more than
-// once and concurrently; later calls wait for the first.
+// Stop stops fetching, lets running records finish (and runs the fetched
+// records below each partition's highest finished offset, so that no gap
+// is left for the next owner to redo), commits every partition's lowest
+// unfinished offset with its offset map, leaves the group and waits for
+// the workers. It returns within ctx's deadline plus a small constant: if
+// ctx ends first, running records are canceled, what finished is committed
+// within the deadline, what could not be is logged, and Stop returns ctx's
+// error. Stop is safe to call more than once and concurrently; later calls
+// wait for the first.
 func (c *Consumer) Stop(ctx context.Context) error { return c.stop(ctx, false, true) }
 
 // StopAndCancel is Stop, but it cancels the contexts of running records at
-// once instead of letting them finish.
+// once instead of letting them finish, and starts no record.
 func (c *Consumer) StopAndCancel(ctx context.Context) error { return c.stop(ctx, true, true) }
 
 // Stopped returns a channel closed once the consumer has stopped.
@@ -284,14 +333,28 @@ func (c *Consumer) stop(ctx context.Context, cancelWork, waitWatcher bool) error
 	return c.stopErr
 }
 
+// waitOr waits for ch until ctx ends; it reports whether ch closed.
+func waitOr(ctx context.Context, ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
 func (c *Consumer) doStop(ctx context.Context, cancelWork bool) error {
-	// 1. Stop polling.
+	var errs []error
+	// 1. Stop polling. A poll blocked in a rebalance callback ends when
+	// that callback does; its own deadlines bound it.
 	c.pollStop()
-	<-c.pollDone
+	if !waitOr(ctx, c.pollDone) {
+		errs = append(errs, errors.New("ordo: the poll loop did not stop by the stop deadline"))
+	}
 	// 2. Stop the periodic committer (and a commit of it in flight).
 	c.tickEnd()
 	close(c.tickStop)
-	<-c.tickDone
+	waitOr(ctx, c.tickDone)
 	// 3 and 4. Drain and commit every lane.
 	c.mu.Lock()
 	c.stopping.Store(true)
@@ -307,7 +370,9 @@ func (c *Consumer) doStop(ctx context.Context, cancelWork bool) error {
 			l.cancel()
 		}
 	}
-	err := c.closeLanes(ctx, c.cl, all, "stop")
+	if err := c.closeLanes(ctx, c.cl, all, "stop", !cancelWork); err != nil {
+		errs = append(errs, err)
+	}
 	final := make([]LaneSnapshot, 0, len(all))
 	for _, l := range all {
 		final = append(final, l.snapshot())
@@ -317,18 +382,22 @@ func (c *Consumer) doStop(ctx context.Context, cancelWork bool) error {
 	c.final = final
 	c.mu.Unlock()
 	close(c.stopCommitted)
-	// 5. Leave the group. The revoke callback finds no lanes left.
-	c.cl.CloseAllowingRebalance()
+	// 5. Leave the group, within the deadline, and close the client. The
+	// revoke callback finds no lanes left.
+	c.cl.AllowRebalance()
+	if err := c.cl.LeaveGroupContext(ctx); err != nil && ctx.Err() != nil {
+		errs = append(errs, fmt.Errorf("ordo: leaving the group: %w", err))
+	}
+	c.cl.Close()
+	c.watch.close()
 	// 6. Wait for the workers.
 	c.cancelW()
 	done := make(chan struct{})
 	go func() { c.retired.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = errors.Join(err, fmt.Errorf("ordo: workers still running at stop deadline: %w", ctx.Err()))
+	if !waitOr(ctx, done) {
+		errs = append(errs, fmt.Errorf("ordo: workers still running at the stop deadline: %w", ctx.Err()))
 	}
-	return err
+	return errors.Join(errs...)
 }
 
 // poll is the only goroutine that polls. Between a poll and AllowRebalance
@@ -347,7 +416,7 @@ func (c *Consumer) poll(ctx context.Context) {
 				return
 			}
 			c.metrics.fetchErrors.Inc()
-			c.cfg.Logger.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
+			c.logs.warn("fetch", "fetch error", "topic", topic, "partition", partition, "err", err)
 		})
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
 			if len(p.Records) == 0 {
@@ -367,6 +436,19 @@ func (c *Consumer) poll(ctx context.Context) {
 	}
 }
 
+func (c *Consumer) laneDeps(cl *kgo.Client, topic string) laneDeps {
+	return laneDeps{
+		proc:    c.proc,
+		budget:  c.budget,
+		router:  c.router,
+		fetch:   cl,
+		sem:     c.sem,
+		metrics: c.metrics.topic(topic),
+		watch:   c.watch,
+		workCtx: c.workCtx,
+	}
+}
+
 func (c *Consumer) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	done := c.fetchOffsetMaps(ctx, cl, assigned)
 	c.mu.Lock()
@@ -377,8 +459,8 @@ func (c *Consumer) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[
 			if c.lanes[k] != nil {
 				continue
 			}
-			l := newLane(c, cl, topic, p, c.epochs.Add(1), c.retiring[k])
-			l.done = done[k]
+			l := newLane(&c.lcfg, c.laneDeps(cl, topic), topic, p, c.epochs.Add(1), c.retiring[k], done[k])
+			c.metrics.register(l)
 			c.lanes[k] = l
 			c.retired.Add(1)
 		}
@@ -392,7 +474,7 @@ func (c *Consumer) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[
 // and decodes the offset maps their commits carry: the records a previous
 // owner finished above the committed offset. Without them (an error, an
 // old commit) those records are simply processed again.
-func (c *Consumer) fetchOffsetMaps(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) map[tp]map[int64]struct{} {
+func (c *Consumer) fetchOffsetMaps(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) map[tp][]offRun {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	resps, err := kadm.NewClient(cl).FetchOffsets(ctx, c.cfg.Group)
@@ -400,7 +482,7 @@ func (c *Consumer) fetchOffsetMaps(ctx context.Context, cl *kgo.Client, assigned
 		c.cfg.Logger.Warn("reading committed offset maps; finished records may be redelivered", "err", err)
 		return nil
 	}
-	out := map[tp]map[int64]struct{}{}
+	out := map[tp][]offRun{}
 	for topic, parts := range assigned {
 		for _, p := range parts {
 			r, ok := resps.Lookup(topic, p)
@@ -420,23 +502,21 @@ func (c *Consumer) fetchOffsetMaps(ctx context.Context, cl *kgo.Client, assigned
 	return out
 }
 
-// onRevoked drains the revoked partitions' running records within
-// RevokeTimeout, commits their watermarks and releases them.
+// onRevoked drains the revoked partitions' running records and commits
+// their watermarks, all within RevokeTimeout (below the group's rebalance
+// timeout), and releases them.
 func (c *Consumer) onRevoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	lanes := c.detach(revoked)
+	dctx, cancel := context.WithTimeout(ctx, c.cfg.RevokeTimeout)
+	defer cancel()
 	if c.stopping.Load() {
 		// Stop owns the lanes now: release nothing before it committed.
-		select {
-		case <-c.stopCommitted:
-		case <-ctx.Done():
-		}
+		waitOr(dctx, c.stopCommitted)
 	}
 	if len(lanes) == 0 {
 		return
 	}
-	dctx, cancel := context.WithTimeout(ctx, c.cfg.RevokeTimeout)
-	defer cancel()
-	if err := c.closeLanes(dctx, cl, lanes, "revoke"); err != nil {
+	if err := c.closeLanes(dctx, cl, lanes, "revoke", true); err != nil {
 		c.cfg.Logger.Warn("revoke", "err", err)
 	}
 	c.cfg.Logger.Info("partitions revoked", "partitions", revoked)
@@ -449,8 +529,8 @@ func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]in
 		// Freeze before canceling: a call that returns on the cancel must
 		// find the lane closed (its completion is stale, never marked).
 		l.setLost()
-		l.beginClose()
-		l.freeze()
+		l.beginClose(false)
+		l.freeze(0)
 		l.cancel()
 		c.metrics.lost.Inc()
 		c.startRetiring(l)
@@ -506,160 +586,53 @@ func (c *Consumer) retire(l *lane) {
 	c.retired.Done()
 }
 
-// closeLanes drains lanes (their records stop starting; running ones get
-// until ctx ends, then are canceled), freezes their trackers and commits
-// their watermarks.
-func (c *Consumer) closeLanes(ctx context.Context, cl *kgo.Client, lanes []*lane, reason string) error {
+// commitReserve is the part of a close's time kept for its commit.
+func commitReserve(ctx context.Context) time.Duration {
+	dl, ok := ctx.Deadline()
+	if !ok {
+		return 0
+	}
+	return min(2*time.Second, time.Until(dl)/4)
+}
+
+// closeLanes drains lanes (their records stop starting, but, when
+// graceful, for those below the lane's highest finished offset; running
+// ones get until the drain deadline, then are canceled), freezes their
+// trackers and commits their watermarks, all by ctx's deadline.
+func (c *Consumer) closeLanes(ctx context.Context, cl *kgo.Client, lanes []*lane, reason string, graceful bool) error {
 	drained := make([]<-chan struct{}, len(lanes))
 	for i, l := range lanes {
-		drained[i] = l.beginClose()
+		drained[i] = l.beginClose(graceful)
 	}
-	var err error
+	dctx := ctx
+	if r := commitReserve(ctx); r > 0 {
+		dl, _ := ctx.Deadline()
+		var cancel context.CancelFunc
+		dctx, cancel = context.WithDeadline(ctx, dl.Add(-r))
+		defer cancel()
+	}
+	var errs []error
 	for i, l := range lanes {
-		select {
-		case <-drained[i]:
-		case <-ctx.Done():
-			// Out of time: cancel what still runs. Its completions will be
-			// stale; its offsets stay uncommitted for the next owner.
+		if !waitOr(dctx, drained[i]) {
+			// Out of time: start nothing more and cancel what still runs.
+			// Its completions will be stale; its offsets stay uncommitted
+			// for the next owner.
+			l.stopStarting()
 			l.cancel()
-			if err == nil {
-				err = fmt.Errorf("ordo: %s drain of %s: %w", reason, l, ctx.Err())
-			}
+			s := l.snapshot()
+			errs = append(errs, fmt.Errorf("ordo: %s drain of %s: %w (%d records unfinished, %d running, abandoned)",
+				reason, l, dctx.Err(), s.InFlight, s.Running))
 		}
 	}
-	c.commitMu.Lock()
-	offsets := map[tp]mark{}
-	for _, l := range lanes {
-		if m, ok := l.freeze(); ok {
-			offsets[tp{l.topic, l.partition}] = m
-		}
+	if err := c.commitFinal(ctx, cl, lanes, reason); err != nil {
+		errs = append(errs, err)
 	}
-	// A commit on revoke must not be canceled by the drain deadline.
-	cerr := c.commitLocked(context.WithoutCancel(ctx), cl, offsets, lanes, reason)
-	c.commitMu.Unlock()
 	for _, l := range lanes {
 		l.cancel()
 		c.startRetiring(l)
 	}
 	c.resumeGlobal() // freeze gave the lanes' budget back
-	return errors.Join(err, cerr)
-}
-
-// committer commits every lane's watermark each CommitInterval.
-func (c *Consumer) committer() {
-	defer close(c.tickDone)
-	tick := make(chan struct{}, 1)
-	for {
-		t := c.cfg.Clock.AfterFunc(c.cfg.CommitInterval, func() {
-			select {
-			case tick <- struct{}{}:
-			default:
-			}
-		})
-		select {
-		case <-c.tickStop:
-			t.Stop()
-			return
-		case <-tick:
-			if err := c.commitOwned(c.tickCtx); err != nil {
-				c.cfg.Logger.Warn("periodic commit", "err", err)
-			}
-		}
-	}
-}
-
-// commitOwned commits the watermarks of the lanes this member owns now.
-// commitMu keeps it from interleaving with a revoke's final commit, so it
-// never commits a partition that was already handed on.
-func (c *Consumer) commitOwned(ctx context.Context) error {
-	c.commitMu.Lock()
-	defer c.commitMu.Unlock()
-	c.mu.RLock()
-	lanes := make([]*lane, 0, len(c.lanes))
-	for _, l := range c.lanes {
-		lanes = append(lanes, l)
-	}
-	c.mu.RUnlock()
-	offsets := map[tp]mark{}
-	for _, l := range lanes {
-		if m, ok := l.watermark(); ok {
-			offsets[tp{l.topic, l.partition}] = m
-		}
-	}
-	return c.commitLocked(ctx, c.cl, offsets, lanes, "periodic")
-}
-
-func (c *Consumer) commitLocked(ctx context.Context, cl *kgo.Client, marks map[tp]mark, lanes []*lane, reason string) error {
-	if len(marks) == 0 {
-		return nil
-	}
-	offsets := map[string]map[int32]kgo.EpochOffset{}
-	for k, m := range marks {
-		if offsets[k.topic] == nil {
-			offsets[k.topic] = map[int32]kgo.EpochOffset{}
-		}
-		offsets[k.topic][k.partition] = kgo.EpochOffset{Epoch: m.epoch, Offset: m.offset}
-	}
-	byTP := make(map[tp]*lane, len(lanes))
-	for _, l := range lanes {
-		byTP[tp{l.topic, l.partition}] = l
-	}
-	// Just before the request is sent: attach each partition's offset map
-	// as its commit metadata, and drop any partition lost since the marks
-	// were taken (a loss does not wait for commitMu: it must not block on
-	// a commit that waits for the group).
-	ctx = kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
-		for i := range req.Topics {
-			t := &req.Topics[i]
-			kept := t.Partitions[:0]
-			for _, p := range t.Partitions {
-				k := tp{t.Topic, p.Partition}
-				if l := byTP[k]; l != nil && l.isLost() {
-					continue
-				}
-				if m := marks[k]; m.meta != "" {
-					p.Metadata = kmsg.StringPtr(m.meta)
-				}
-				kept = append(kept, p)
-			}
-			t.Partitions = kept
-		}
-		return nil
-	})
-	var cerr error
-	committed := map[string]map[int32]int64{}
-	cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
-		if err != nil {
-			cerr = err
-			return
-		}
-		for _, t := range resp.Topics {
-			for _, p := range t.Partitions {
-				if perr := kerr.ErrorForCode(p.ErrorCode); perr != nil {
-					cerr = errors.Join(cerr, fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, perr))
-					continue
-				}
-				if committed[t.Topic] == nil {
-					committed[t.Topic] = map[int32]int64{}
-				}
-				committed[t.Topic][p.Partition] = offsets[t.Topic][p.Partition].Offset
-			}
-		}
-	})
-	for _, l := range lanes {
-		if off, ok := committed[l.topic][l.partition]; ok {
-			l.committed(off)
-		}
-	}
-	if cerr != nil {
-		c.metrics.commits.WithLabelValues("error").Inc()
-		return fmt.Errorf("ordo: %s commit: %w", reason, cerr)
-	}
-	c.metrics.commits.WithLabelValues("ok").Inc()
-	if c.cfg.OnCommit != nil && len(committed) > 0 {
-		c.cfg.OnCommit(CommitEvent{Reason: reason, Offsets: committed})
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Lanes returns a snapshot of every partition lane, sorted by topic and
@@ -694,23 +667,9 @@ func sortSnapshots(s []LaneSnapshot) {
 	})
 }
 
-// globalOver reports whether the consumer-wide in-flight usage is at its
-// bound, or, with resume, above half of it.
-func (c *Consumer) globalOver(resume bool) bool {
-	recs, bytes := c.inflightRecs.Load(), c.inflightBytes.Load()
-	maxR, maxB := int64(c.cfg.MaxInFlight), c.cfg.MaxInFlightBytes
-	if resume {
-		return recs > maxR/2 || bytes > maxB/2
-	}
-	return recs >= maxR || bytes >= maxB
-}
-
-// resumeGlobal resumes the lanes that were paused for the global bound
-// once usage fell under half of it.
+// resumeGlobal resumes the lanes that were paused while the consumer-wide
+// budget was full, once usage fell under half of it.
 func (c *Consumer) resumeGlobal() {
-	if !c.globalPaused.CompareAndSwap(true, false) {
-		return
-	}
 	c.mu.RLock()
 	lanes := make([]*lane, 0, len(c.lanes))
 	for _, l := range c.lanes {
@@ -720,76 +679,12 @@ func (c *Consumer) resumeGlobal() {
 	for _, l := range lanes {
 		l.mu.Lock()
 		if l.paused && !l.closed {
-			if l.underResume() {
+			if l.mayResume() {
 				l.resumeLocked()
-			} else if c.globalOver(true) {
-				c.globalPaused.Store(true)
+			} else if c.budget.overHalf() {
+				c.budget.notePaused()
 			}
 		}
 		l.mu.Unlock()
-	}
-}
-
-// jitter spreads a backoff over [d/2, d).
-func (c *Consumer) jitter(d time.Duration) time.Duration {
-	if d <= 1 {
-		return d
-	}
-	half := d / 2
-	return half + rand.N(d-half)
-}
-
-// Header names Ordo writes on retry and dead-letter records.
-const (
-	HeaderOriginalTopic     = "ordo-original-topic"
-	HeaderOriginalPartition = "ordo-original-partition"
-	HeaderOriginalOffset    = "ordo-original-offset"
-	HeaderOriginalTimestamp = "ordo-original-timestamp"
-	HeaderAttempt           = "ordo-attempt"
-	HeaderNotBefore         = "ordo-not-before"
-	HeaderError             = "ordo-error"
-	HeaderErrorClass        = "ordo-error-class"
-	HeaderGroup             = "ordo-group"
-	HeaderProcessor         = "ordo-processor"
-	headerPrefix            = "ordo-"
-	maxErrorHeader          = 4096
-)
-
-// dlqRecord builds the dead-letter copy of w: same key, value and foreign
-// headers; headers with the ordo- prefix that came from outside are
-// dropped, and Ordo's own are added.
-func (c *Consumer) dlqRecord(w *work, class ErrorClass) *kgo.Record {
-	src := w.rec
-	errText := "unknown error"
-	if w.lastErr != nil {
-		errText = w.lastErr.Error()
-	}
-	if len(errText) > maxErrorHeader {
-		// Cut, then drop a rune the cut split: the header stays UTF-8.
-		errText = strings.ToValidUTF8(errText[:maxErrorHeader], "")
-	}
-	hs := make([]kgo.RecordHeader, 0, len(src.Headers)+9)
-	for _, h := range src.Headers {
-		if len(h.Key) >= len(headerPrefix) && h.Key[:len(headerPrefix)] == headerPrefix {
-			continue
-		}
-		hs = append(hs, h)
-	}
-	add := func(k, v string) { hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
-	add(HeaderOriginalTopic, src.Topic)
-	add(HeaderOriginalPartition, strconv.FormatInt(int64(src.Partition), 10))
-	add(HeaderOriginalOffset, strconv.FormatInt(src.Offset, 10))
-	add(HeaderOriginalTimestamp, strconv.FormatInt(src.Timestamp.UnixMilli(), 10))
-	add(HeaderAttempt, strconv.Itoa(w.attempt))
-	add(HeaderError, errText)
-	add(HeaderErrorClass, string(class))
-	add(HeaderGroup, c.cfg.Group)
-	add(HeaderProcessor, c.cfg.ProcessorName)
-	return &kgo.Record{
-		Topic:     c.cfg.DLQTopic(src.Topic),
-		Key:       src.Key,
-		Value:     src.Value,
-		Headers:   hs,
-		Timestamp: c.cfg.Clock.Now(),
 	}
 }

@@ -3,93 +3,360 @@ package ordo
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// A lane owns one assigned partition: its offset tracker, its key
-// scheduler, its workers and its in-flight budget. A lane lives for one
-// assignment of the partition to this consumer; a reassignment makes a new
-// lane with a new epoch, and anything that completes for an old lane is
-// dropped (never marked) and counted.
+// A lane owns one assigned partition: its offset tracker, its scheduler,
+// its workers and its in-flight bounds. A lane lives for one assignment of
+// the partition to this consumer; a reassignment makes a new lane with a
+// new epoch, and anything that completes for an old lane is dropped (never
+// marked) and counted.
 //
-// Locking: l.mu guards everything below it. Calls into the kgo client for
-// pausing and resuming are made under l.mu so that a pause and a resume of
-// the same partition can never be reordered.
+// # Two ways to run a record
+//
+// Received records wait in the lane's stream (pending), in offset order.
+//
+//   - The stream runner. While calls are fast, one worker at a time claims a
+//     chunk of the stream under the lock and runs it in order without the
+//     lock: in offset order, records of one key cannot overlap, so no key
+//     bookkeeping is needed. The chunk's records are marked finished at its
+//     end, under the lock.
+//   - The scheduler. A record that leaves the stream (it failed and waits
+//     for a retry, it is being dead-lettered, it was stolen from a stuck
+//     runner, or the lane is in slow mode) blocks its key: the key's later
+//     records are diverted from the stream into the key's FIFO, and run
+//     one at a time by any worker once the record before them finished.
+//
+// A runner stuck in one call (longer than stallAfter) is found by the
+// consumer's watchdog, which steals the runner's unstarted records back
+// into the stream, blocks the stuck record's key and puts the lane in slow
+// mode: one slow key never holds the others (G6). In slow mode each worker
+// takes the next record of the stream under the lock, as a scheduled
+// record, so that records of different keys overlap; when calls are fast
+// again the lane returns to the runner.
+//
+// # Locking
+//
+// Lock order: Consumer.commitMu, then Consumer.mu, then lane.mu, then
+// metrics.mu. lane.mu guards every field below it. The runner reads its
+// claimed chunk without the lock; the chunk is its own until it ends it
+// under the lock, or until a steal, which takes the chunk's unstarted part
+// under the lock after winning a compare-and-swap on the runner's state
+// while the runner is inside a call. Pausing and resuming the partition
+// are called under lane.mu so that they can never be reordered.
 type lane struct {
-	c         *Consumer
-	cl        *kgo.Client
+	cfg       *laneConfig
+	deps      laneDeps
 	topic     string
 	partition int32
 	epoch     uint64
-	m         *topicMetrics
 
 	ctx    context.Context // canceled when the partition is lost or work is canceled
 	cancel context.CancelFunc
+	sctx   streamCtx // the context of stream calls
 
 	wg sync.WaitGroup // the lane's workers
 
-	mu      sync.Mutex
-	cond    *sync.Cond // signaled when work becomes runnable or the lane closes
-	tr      *tracker
-	keys    map[string]*keyQueue
-	single  *keyQueue // the one queue of OrderPartition
-	free    []*keyQueue
-	runq    workDeque
-	running int             // records taken by a worker or producing to the DLQ
-	waiting int             // workers waiting on cond
-	timers  map[*work]Timer // records waiting for a retry
-	closing bool            // no new record starts
-	closed  bool            // the tracker is frozen: completions are stale
-	lost    bool            // the partition was lost: commit nothing for it
-	cnt     laneCounts      // per-record counts, summed into metrics at scrape time
+	runner      atomic.Pointer[runSlot] // the stream's runner while it runs a chunk
+	closingFlag atomic.Bool             // closing, for the runner between calls
+	closeLimit  atomic.Int64            // while closing, only records below it start
+
+	// The watchdog's view of the runner; only the watchdog touches them.
+	wdSlot  *runSlot
+	wdState uint64
+
+	mu        sync.Mutex
+	cond      *sync.Cond // signaled when work becomes runnable or the lane closes
+	tr        *tracker
+	pending   stream               // received records not started, in offset order
+	streaming bool                 // a runner holds a chunk
+	slow      bool                 // slow mode: workers take stream records one at a time
+	keys      map[string]*keyQueue // keys blocked by a scheduled record (OrderKey)
+	single    *keyQueue            // the one queue of OrderPartition
+	free      []*keyQueue
+	runq      workDeque
+	running   int             // stream chunks held, and scheduled records in a call or dead-letter produce
+	waiting   int             // workers waiting on cond
+	timers    map[*work]Timer // records waiting for a retry, or for a dead-letter produce retry
+	closing   bool            // only records below closeLimit start
+	closed    bool            // the tracker is frozen: completions are stale
+	lost      bool            // the partition was lost: commit nothing for it
+	cnt       laneCounts      // per-record counts, summed into metrics at scrape time
 	// Finished records and bytes not yet taken off the consumer-wide
-	// in-flight counters; flushed in batches to keep a shared atomic off
-	// the per-record path.
+	// budget; flushed in batches to keep a shared atomic off the
+	// per-record path.
 	finRecs, finBytes int64
-	drained           chan struct{}      // closed when closing and running == 0
-	closeCh           chan struct{}      // closed by beginClose: wakes workers waiting for a token
-	paused            bool               // fetching of the partition is paused
-	hw                int64              // high watermark seen in the last fetch
-	commit            int64              // last committed offset; -1 before any
-	done              map[int64]struct{} // offsets a previous owner finished (its offset map)
+	slowCalls         int     // scheduled calls timed since slow mode began
+	slowSeconds       float64 // their total duration
+	drained           chan struct{}
+	closeCh           chan struct{} // closed by beginClose: wakes workers waiting for a token
+	paused            bool          // fetching of the partition is paused
+	pauseWhy          string        // the reason of the current pause
+	hw                int64         // high watermark seen in the last fetch
+	commit            int64         // last committed offset; -1 before any
+	mapDropped        int64         // offsets the last offset map could not hold
 }
+
+// laneConfig is what a lane reads of the Config, computed once.
+type laneConfig struct {
+	group          string
+	ordering       Ordering
+	workers        int
+	maxRecs        int
+	maxBytes       int64
+	maxSpan        int64
+	mapCap         mapCapacity
+	processTimeout time.Duration
+	produceRetry   time.Duration
+	clock          Clock
+	log            *slog.Logger
+	chunk          int // most records a runner claims at once
+}
+
+// laneDeps are the parts a lane works with, as narrow interfaces.
+type laneDeps struct {
+	proc    Processor
+	budget  laneBudget
+	router  laneRouter
+	fetch   fetchPauser
+	sem     chan struct{} // consumer-wide worker tokens (Config.MaxWorkers)
+	metrics *topicMetrics
+	watch   stallWatch
+	workCtx context.Context // parent of the lane's context
+}
+
+// fetchPauser pauses and resumes fetching a partition; *kgo.Client is one.
+type fetchPauser interface {
+	PauseFetchPartitions(map[string][]int32) map[string][]int32
+	ResumeFetchPartitions(map[string][]int32)
+}
+
+// stallWatch is the watchdog, as the runner sees it.
+type stallWatch interface {
+	enter() // a runner starts a chunk
+	leave() // it ended it
+}
+
+// Mode thresholds. A runner's chunk whose calls averaged more than
+// slowCall puts the lane in slow mode (calls that long usually wait on
+// I/O, and overlap well); a slow lane whose last slowWindow calls averaged
+// under fastMode returns to the runner.
+const (
+	slowCall    = 50 * time.Microsecond
+	fastMode    = 10 * time.Microsecond
+	slowWindow  = 1024
+	streamChunk = 512
+)
 
 // keyQueue is the FIFO of one key's records that wait behind the key's
 // active record. active is true while a record of the key is runnable,
-// running, waiting for a retry or being dead-lettered.
+// running, waiting for a retry or being dead-lettered outside the stream.
 type keyQueue struct {
 	key        string
 	head, tail *work
 	active     bool
 }
 
-// work is one record in a lane.
+// work is one record outside the stream.
 type work struct {
 	lane    *lane
 	rec     *kgo.Record
 	seq     uint64
+	size    int64
 	kq      *keyQueue // nil for an independent record
 	attempt int       // number of the next counted processor call, from 1
 	next    *work     // next record of the same key
 	lastErr error
+	copied  bool // rec no longer points into a fetch buffer
 }
 
-// prev is the partition's previous lane on this member, if it is still
-// retiring: its calls that overran a drain (their processor ignored the
-// cancel) may still run, so the new lane's workers start only once prev's
-// have returned. A key never runs twice at once in one member.
-func newLane(c *Consumer, cl *kgo.Client, topic string, partition int32, epoch uint64, prev *lane) *lane {
-	ctx, cancel := context.WithCancel(c.workCtx)
+// stream is the lane's queue of received records not started: segments of
+// fetched records with consecutive sequence numbers. A nil record in a
+// segment was taken out of it (diverted or run elsewhere).
+type stream struct {
+	segs []segment
+	n    int // records, nil ones included
+}
+
+type segment struct {
+	recs      []*kgo.Record
+	seq0      uint64
+	compacted bool // recs are copies: they keep no fetch buffer alive
+}
+
+func (s *stream) push(seg segment) {
+	s.segs = append(s.segs, seg)
+	s.n += len(seg.recs)
+}
+
+func (s *stream) pushFront(seg segment) {
+	s.segs = append(s.segs, segment{})
+	copy(s.segs[1:], s.segs)
+	s.segs[0] = seg
+	s.n += len(seg.recs)
+}
+
+// first returns the first record that is not nil, dropping nil ones.
+func (s *stream) first() (*kgo.Record, uint64, bool) {
+	for len(s.segs) > 0 {
+		seg := &s.segs[0]
+		for len(seg.recs) > 0 {
+			if r := seg.recs[0]; r != nil {
+				return r, seg.seq0, true
+			}
+			seg.recs = seg.recs[1:]
+			seg.seq0++
+			s.n--
+		}
+		s.popSeg()
+	}
+	return nil, 0, false
+}
+
+func (s *stream) popSeg() {
+	s.segs[0] = segment{}
+	s.segs = s.segs[1:]
+	if len(s.segs) == 0 {
+		s.segs = nil
+	}
+}
+
+// take removes up to n records from the front of the first segment, all
+// with offsets below limit (nil ones included), and returns them.
+func (s *stream) take(n int, limit int64) segment {
+	if _, _, ok := s.first(); !ok {
+		return segment{}
+	}
+	seg := &s.segs[0]
+	k := min(n, len(seg.recs))
+	for i := range k {
+		if r := seg.recs[i]; r != nil && r.Offset >= limit {
+			k = i
+			break
+		}
+	}
+	out := segment{recs: seg.recs[:k:k], seq0: seg.seq0}
+	seg.recs = seg.recs[k:]
+	seg.seq0 += uint64(k)
+	s.n -= k
+	if len(seg.recs) == 0 {
+		s.popSeg()
+	}
+	return out
+}
+
+// compact copies the stream's records out of the fetch buffers and record
+// slabs they were decoded into (franz-go decodes a batch's records into
+// one slab, so one waiting record keeps its whole batch alive): two
+// allocations per segment, holding only the records' own bytes.
+func (s *stream) compact() {
+	for i := range s.segs {
+		if seg := &s.segs[i]; !seg.compacted {
+			seg.recs = copyRecords(seg.recs)
+			seg.compacted = true
+		}
+	}
+}
+
+func copyRecords(recs []*kgo.Record) []*kgo.Record {
+	n := 0
+	for _, r := range recs {
+		if r != nil {
+			n += len(r.Key) + len(r.Value)
+			for _, h := range r.Headers {
+				n += len(h.Value)
+			}
+		}
+	}
+	buf := make([]byte, 0, n)
+	cut := func(b []byte) []byte {
+		if b == nil {
+			return nil
+		}
+		start := len(buf)
+		buf = append(buf, b...)
+		return buf[start:len(buf):len(buf)]
+	}
+	slab := make([]kgo.Record, len(recs))
+	out := make([]*kgo.Record, len(recs))
+	for i, r := range recs {
+		if r == nil {
+			continue
+		}
+		c := &slab[i]
+		*c = *r
+		c.Context = nil
+		c.Key, c.Value = cut(r.Key), cut(r.Value)
+		if r.Headers != nil {
+			c.Headers = make([]kgo.RecordHeader, len(r.Headers))
+			for j, h := range r.Headers {
+				c.Headers[j] = kgo.RecordHeader{Key: h.Key, Value: cut(h.Value)}
+			}
+		}
+		out[i] = c
+	}
+	return out
+}
+
+// runSlot is a worker's state as the stream's runner: its chunk, and a
+// word that says whether it is inside a call (odd) and which (the chunk's
+// generation and the record's index in it). A steal replaces the word with
+// stolenState.
+type runSlot struct {
+	chunk  segment
+	gen    uint64        // chunks claimed, the high half of the state word
+	state  atomic.Uint64 // gen<<32 | index<<1 | 1 while in a call; even when not
+	stolen *work         // set by a steal: the record the runner was running
+}
+
+const stolenState = math.MaxUint64
+
+// streamCtx is the context of stream calls: the lane's context, plus the
+// call's RecordInfo (a stream call is always a record's first attempt).
+type streamCtx struct{ l *lane }
+
+func (s *streamCtx) Deadline() (time.Time, bool) { return s.l.ctx.Deadline() }
+func (s *streamCtx) Done() <-chan struct{}       { return s.l.ctx.Done() }
+func (s *streamCtx) Err() error                  { return s.l.ctx.Err() }
+func (s *streamCtx) Value(key any) any {
+	if _, ok := key.(infoKey); ok {
+		return s
+	}
+	return s.l.ctx.Value(key)
+}
+
+// A *work is the context of its processor calls: the lane's context, plus
+// the record's RecordInfo as a value.
+
+func (w *work) Deadline() (time.Time, bool) { return w.lane.ctx.Deadline() }
+func (w *work) Done() <-chan struct{}       { return w.lane.ctx.Done() }
+func (w *work) Err() error                  { return w.lane.ctx.Err() }
+func (w *work) Value(key any) any {
+	if _, ok := key.(infoKey); ok {
+		return w
+	}
+	return w.lane.ctx.Value(key)
+}
+
+// newLane starts a lane. prev is the partition's previous lane on this
+// member, if it is still retiring: its calls that overran a drain (their
+// processor ignored the cancel) may still run, so the new lane's workers
+// start only once prev's have returned. A key never runs twice at once in
+// one member. inherited is the done set of the partition's previous owner.
+func newLane(cfg *laneConfig, deps laneDeps, topic string, partition int32, epoch uint64, prev *lane, inherited []offRun) *lane {
+	ctx, cancel := context.WithCancel(deps.workCtx)
 	l := &lane{
-		c:         c,
-		cl:        cl,
+		cfg:       cfg,
+		deps:      deps,
 		topic:     topic,
 		partition: partition,
 		epoch:     epoch,
-		m:         c.metrics.topic(topic),
 		ctx:       ctx,
 		cancel:    cancel,
 		tr:        newTracker(),
@@ -99,13 +366,14 @@ func newLane(c *Consumer, cl *kgo.Client, topic string, partition int32, epoch u
 		hw:        -1,
 		commit:    -1,
 	}
+	l.sctx.l = l
+	l.tr.inherit(inherited)
 	l.cond = sync.NewCond(&l.mu)
-	c.metrics.register(l)
-	if c.cfg.Ordering == OrderPartition {
+	if cfg.ordering == OrderPartition {
 		l.single = &keyQueue{}
 	}
-	n := c.cfg.WorkersPerPartition
-	if c.cfg.Ordering == OrderPartition {
+	n := cfg.workers
+	if cfg.ordering == OrderPartition {
 		n = 1
 	}
 	l.wg.Add(n)
@@ -122,7 +390,9 @@ func newLane(c *Consumer, cl *kgo.Client, topic string, partition int32, epoch u
 
 func (l *lane) String() string { return fmt.Sprintf("%s/%d", l.topic, l.partition) }
 
-// add hands records fetched for the lane's partition to the scheduler. It
+func recSize(r *kgo.Record) int64 { return int64(len(r.Key) + len(r.Value)) }
+
+// add hands records fetched for the lane's partition to its stream. It
 // runs on the poll goroutine. Records at or below an offset already
 // received are ignored (the client never redelivers within an assignment).
 func (l *lane) add(recs []*kgo.Record, hw int64) {
@@ -133,84 +403,127 @@ func (l *lane) add(recs []*kgo.Record, hw int64) {
 		return
 	}
 	l.hw = hw
-	woke := 0
-	slab := make([]work, len(recs)) // one allocation for the batch
+	start := 0 // first record of the segment being built
+	var seq0 uint64
+	flush := func(end int) {
+		if end > start {
+			l.pending.push(segment{recs: recs[start:end:end], seq0: seq0})
+		}
+	}
 	for i, r := range recs {
-		size := int32(len(r.Key) + len(r.Value))
-		seq, ok := l.tr.add(r.Offset, r.LeaderEpoch, size, r.Timestamp)
+		size := recSize(r)
+		seq, ok := l.tr.add(r.Offset, r.LeaderEpoch, int32(min(size, math.MaxInt32)), r.Timestamp)
 		if !ok {
 			// At or below an offset already received: the client never
 			// redelivers within an assignment, so this is a log rewind
 			// (truncation after an unclean leader election). Say so loudly.
-			l.m.rewound.Add(1)
-			l.c.cfg.Logger.Error("record at or below an offset already received; ignored",
+			flush(i)
+			start = i + 1
+			l.deps.metrics.rewound.Add(1)
+			l.cfg.log.Error("record at or below an offset already received; ignored",
 				"topic", l.topic, "partition", l.partition, "offset", r.Offset)
 			continue
 		}
-		if _, was := l.done[r.Offset]; was {
+		if l.tr.inheritedDone(r.Offset) {
 			// Finished by the partition's previous owner above its
 			// committed offset: mark it without running it again. Key
 			// order makes this safe: a record finishes only after the
 			// earlier records of its key.
-			delete(l.done, r.Offset)
+			flush(i)
+			start = i + 1
 			l.tr.finish(seq)
 			l.cnt.alreadyDone++
 			continue
 		}
-		nrecs++
-		nbytes += int64(size)
-		w := &slab[i]
-		*w = work{lane: l, rec: r, seq: seq, attempt: 1}
-		if l.enqueue(w) {
-			woke++
+		if i == start {
+			seq0 = seq
 		}
+		nrecs++
+		nbytes += size
 	}
-	// Wake as many waiting workers as there is new work, no more: a
-	// broadcast would wake every worker of the lane to fight for the lock.
-	for range min(woke, l.waiting) {
+	flush(len(recs))
+	l.deps.budget.add(nrecs, nbytes)
+	if !l.paused {
+		if why := l.pauseReason(); why != "" {
+			l.pauseLocked(why)
+		}
+	} else if l.stuck() {
+		l.pending.compact() // arrived after the pause: waits as long
+	}
+	switch {
+	case nrecs == 0:
+	case l.slow:
+		for range min(int(nrecs), l.waiting) {
+			l.cond.Signal()
+		}
+	case !l.streaming && l.waiting > 0:
 		l.cond.Signal()
-	}
-	l.c.inflightRecs.Add(nrecs)
-	l.c.inflightBytes.Add(nbytes)
-	if !l.paused && l.overBudget() {
-		l.pauseLocked()
 	}
 	l.mu.Unlock()
 }
 
-// enqueue places w behind its key, or on the run queue if its key is idle.
-// It reports whether w became runnable.
-func (l *lane) enqueue(w *work) bool {
+// startLimit is the offset at or above which no record may start now: the
+// offset map's window when the done set could outgrow a map, and, while
+// the lane closes, the close limit.
+func (l *lane) startLimit() int64 {
+	lim := int64(math.MaxInt64)
+	if l.closing {
+		lim = l.closeLimit.Load()
+	}
+	if head, ok := l.tr.headOffset(); ok && l.tr.mapRuns()+1 > l.cfg.mapCap.runs {
+		lim = min(lim, head+l.cfg.mapCap.window)
+	}
+	return lim
+}
+
+// blockedQueue returns the queue r must wait in because an earlier record
+// of its key is outside the stream; nil if r may run.
+func (l *lane) blockedQueue(r *kgo.Record) *keyQueue {
+	switch l.cfg.ordering {
+	case OrderPartition:
+		if l.single.active {
+			return l.single
+		}
+	case OrderKey:
+		if r.Key != nil && len(l.keys) > 0 {
+			return l.keys[string(r.Key)]
+		}
+	}
+	return nil
+}
+
+// block makes w the active record of its key, which must not be blocked:
+// the key's later records wait behind it. It returns the key's queue, nil
+// for an independent record.
+func (l *lane) block(w *work) *keyQueue {
 	var kq *keyQueue
-	switch l.c.cfg.Ordering {
+	switch l.cfg.ordering {
 	case OrderPartition:
 		kq = l.single
 	case OrderKey:
-		if w.rec.Key != nil {
-			kq = l.keys[string(w.rec.Key)]
-			if kq == nil {
-				kq = l.newKeyQueue(string(w.rec.Key))
-				l.keys[kq.key] = kq
-			}
+		if w.rec.Key == nil {
+			return nil
 		}
-	}
-	w.kq = kq
-	if kq == nil {
-		l.runq.pushBack(w)
-		return true
-	}
-	if kq.active {
-		if kq.tail == nil {
-			kq.head = w
-		} else {
-			kq.tail.next = w
-		}
-		kq.tail = w
-		return false
+		kq = l.newKeyQueue(string(w.rec.Key))
+		l.keys[kq.key] = kq
+	default:
+		return nil
 	}
 	kq.active = true
-	l.runq.pushBack(w)
-	return true
+	w.kq = kq
+	return kq
+}
+
+// queueBehind puts w at the end of kq's FIFO; w leaves the fetch buffer.
+func (l *lane) queueBehind(kq *keyQueue, w *work) {
+	w.kq = kq
+	l.detach(w)
+	if kq.tail == nil {
+		kq.head = w
+	} else {
+		kq.tail.next = w
+	}
+	kq.tail = w
 }
 
 func (l *lane) newKeyQueue(key string) *keyQueue {
@@ -222,6 +535,23 @@ func (l *lane) newKeyQueue(key string) *keyQueue {
 	}
 	return &keyQueue{key: key}
 }
+
+func (l *lane) newWork(r *kgo.Record, seq uint64) *work {
+	return &work{lane: l, rec: r, seq: seq, size: recSize(r), attempt: 1}
+}
+
+// detach copies w's record out of the fetch buffer it was decoded into, so
+// that a record waiting outside the stream keeps only its own bytes alive
+// (G5: retained memory stays within the byte budget).
+func (l *lane) detach(w *work) {
+	if w.copied {
+		return
+	}
+	w.copied = true
+	w.rec = copyRecord(w.rec)
+}
+
+func copyRecord(r *kgo.Record) *kgo.Record { return copyRecords([]*kgo.Record{r})[0] }
 
 // advanceKey runs after w is finished: the next record of its key becomes
 // runnable, or the key is forgotten.
@@ -236,9 +566,8 @@ func (l *lane) advanceKey(w *work) {
 			kq.tail = nil
 		}
 		next.next = nil
-		// No signal: a finishing worker takes from the run queue before it
-		// waits; the dead-letter path, which is no worker, signals itself.
 		l.runq.pushBack(next)
+		l.cond.Signal()
 		return
 	}
 	kq.active = false
@@ -248,30 +577,44 @@ func (l *lane) advanceKey(w *work) {
 		if len(l.free) < 1024 {
 			l.free = append(l.free, kq)
 		}
+	} else {
+		// The partition's queue is free: the stream may run again.
+		l.cond.Signal()
 	}
 }
 
-// worker takes runnable records until the lane closes. It holds a token of
-// the consumer-wide worker bound while it has work, and gives it back
-// before it waits or after a streak, so that other lanes get their turn.
+// worker runs the lane's records until the lane is frozen, or closes with
+// nothing below its close limit left to start. It holds a token of the
+// consumer-wide worker bound while it has work, and gives it back before
+// it waits or after a streak, so that other lanes get their turn.
 func (l *lane) worker() {
 	defer l.wg.Done()
-	sem := l.c.sem
+	sem := l.deps.sem
 	held, streak := false, 0
 	ct := callTimer{now: time.Now}
+	slot := &runSlot{}
 	l.mu.Lock()
-	for !l.closing {
-		w := l.runq.popFront()
-		if w == nil {
-			ct.blocked()
-			ct.apply(&l.cnt)
+	defer func() {
+		l.mu.Unlock()
+		if held {
+			<-sem
+		}
+	}()
+	for !l.closed {
+		if l.runq.n == 0 && !l.streamReady() {
 			l.flushInflight()
-			if l.c.globalPaused.Load() && !l.c.globalOver(true) {
+			if l.deps.budget.shouldResume() {
 				// This flush brought the consumer under half its bound.
 				l.mu.Unlock()
-				l.c.resumeGlobal()
+				l.deps.budget.resumePaused()
 				l.mu.Lock()
 				continue
+			}
+			if l.closing {
+				l.signalDrained()
+				if l.running == 0 {
+					return
+				}
 			}
 			if held {
 				l.mu.Unlock()
@@ -285,90 +628,370 @@ func (l *lane) worker() {
 			l.waiting--
 			continue
 		}
-		l.running++
-		l.mu.Unlock()
-
-		if held && streak >= 64 {
-			ct.blocked()
-			<-sem
-			held = false
-		}
-		start := true
-		if !held {
-			ct.blocked()
+		if !held || streak >= 64 {
+			// Take a token before taking work, so that work once taken
+			// runs at once.
+			l.mu.Unlock()
+			if held {
+				<-sem
+				held = false
+			}
 			select {
 			case sem <- struct{}{}:
 				held, streak = true, 0
-				// The lane may have closed while we waited for the token:
-				// a record must not start after its lane stopped taking work.
-				l.mu.Lock()
-				start = !l.closing && l.ctx.Err() == nil
-				l.mu.Unlock()
 			case <-l.ctx.Done():
-				start = false
-			case <-l.closeCh:
-				start = false
 			}
+			l.mu.Lock()
+			if !held {
+				// The lane's work is canceled: nothing more starts here.
+				l.dropRunnable()
+				l.signalDrained()
+				return
+			}
+			continue
 		}
-		streak++
-		var act action
-		called := held && start
-		if called {
-			ct.begin()
-			act = l.run(w)
-			ct.end()
-		} else {
-			act = action{kind: actDrop}
+		if w := l.runq.popFront(); w != nil {
+			if l.closing && w.rec.Offset >= l.closeLimit.Load() {
+				continue // left unfinished for the next owner
+			}
+			l.running++
+			streak++
+			l.runScheduled(w)
+			continue
 		}
-
-		l.mu.Lock()
-		ct.apply(&l.cnt)
-		l.resolve(w, act, called)
-	}
-	ct.blocked()
-	ct.apply(&l.cnt)
-	l.mu.Unlock()
-	if held {
-		<-sem
+		if l.slow {
+			if w := l.takeOne(); w != nil {
+				l.running++
+				streak++
+				l.runScheduled(w)
+			}
+			continue
+		}
+		if l.claim(slot) {
+			streak += len(slot.chunk.recs)
+			l.runStream(slot, &ct)
+		}
 	}
 }
 
-// run makes one processor call for w and decides what happens next.
-func (l *lane) run(w *work) action {
-	c := l.c
-	// w itself is the call's context: no allocation per call.
-	var ctx context.Context = w
-	if c.cfg.ProcessTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, c.cfg.ProcessTimeout)
-		defer cancel()
+// streamReady reports whether the stream has a record that may start now
+// (diversions aside). l.mu is held.
+func (l *lane) streamReady() bool {
+	if l.streaming && !l.slow {
+		return false // its runner takes it
 	}
-	err := c.proc.Process(ctx, w.rec)
-	w.lastErr = err
-	if err != nil {
-		c.cfg.Logger.Debug("processor error", "topic", l.topic, "partition", l.partition,
-			"offset", w.rec.Offset, "attempt", w.attempt, "err", err)
+	if l.single != nil && l.single.active {
+		return false // OrderPartition: the stream waits for the partition's queue
 	}
-	return decide(l.ctx, err, w.attempt, c.cfg.Retry, c.jitter)
+	r, _, ok := l.pending.first()
+	return ok && r.Offset < l.startLimit()
 }
 
-// A *work is the context of its processor calls: the lane's context, plus
-// the record's RecordInfo as a value.
+// dropRunnable leaves the scheduled runnable records unfinished; the lane
+// is going away. l.mu is held.
+func (l *lane) dropRunnable() {
+	for l.runq.popFront() != nil {
+	}
+}
 
-func (w *work) Deadline() (time.Time, bool) { return w.lane.ctx.Deadline() }
-func (w *work) Done() <-chan struct{}       { return w.lane.ctx.Done() }
-func (w *work) Err() error                  { return w.lane.ctx.Err() }
-func (w *work) Value(key any) any {
-	if _, ok := key.(infoKey); ok {
+// takeOne takes the next record of the stream as a scheduled record (slow
+// mode), diverting the records of blocked keys on the way. l.mu is held.
+func (l *lane) takeOne() *work {
+	lim := l.startLimit()
+	for {
+		r, seq, ok := l.pending.first()
+		if !ok || r.Offset >= lim {
+			return nil
+		}
+		l.pending.take(1, lim).recs[0] = nil // the work holds it now
+		w := l.newWork(r, seq)
+		if kq := l.blockedQueue(r); kq != nil {
+			l.queueBehind(kq, w)
+			continue
+		}
+		l.block(w)
 		return w
 	}
-	return w.lane.ctx.Value(key)
 }
 
-// resolve applies act to w; called says whether the processor was called
-// (a record dropped before its call was not). It is called with l.mu held
-// and returns with it held (it may release it for a call that must not run
-// under the lock).
+// runScheduled makes one processor call for w, a scheduled record counted
+// in l.running, and applies its outcome. Called and returns with l.mu
+// held; the call runs without it.
+func (l *lane) runScheduled(w *work) {
+	l.mu.Unlock()
+	ctx := context.Context(w)
+	var cancel context.CancelFunc
+	if l.cfg.processTimeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, l.cfg.processTimeout)
+	}
+	start := time.Now()
+	err := l.deps.proc.Process(ctx, w.rec)
+	d := time.Since(start).Seconds()
+	if cancel != nil {
+		cancel()
+	}
+	w.lastErr = err
+	act := action{kind: actDone}
+	if err != nil {
+		l.cfg.log.Debug("processor error", "topic", l.topic, "partition", l.partition,
+			"offset", w.rec.Offset, "attempt", w.attempt, "err", err)
+		act = l.deps.router.route(l.ctx, err, w.attempt)
+	}
+	l.mu.Lock()
+	l.cnt.observeN(d, 1)
+	if l.slow {
+		l.slowCalls++
+		l.slowSeconds += d
+		if l.slowCalls >= slowWindow {
+			if l.slowSeconds/float64(l.slowCalls) < fastMode.Seconds() {
+				l.slow = false // back to the runner
+			}
+			l.slowCalls, l.slowSeconds = 0, 0
+		}
+	}
+	l.resolve(w, act, true)
+}
+
+// claim makes the calling worker the stream's runner with a chunk of the
+// stream, diverting the records of blocked keys. It reports false if no
+// record may start. l.mu is held.
+func (l *lane) claim(slot *runSlot) bool {
+	if l.streaming || l.slow || (l.single != nil && l.single.active) {
+		return false
+	}
+	seg := l.pending.take(l.cfg.chunk, l.startLimit())
+	if len(seg.recs) == 0 {
+		return false
+	}
+	if l.cfg.ordering == OrderKey && len(l.keys) > 0 {
+		for i, r := range seg.recs {
+			if r == nil {
+				continue
+			}
+			if kq := l.blockedQueue(r); kq != nil {
+				l.queueBehind(kq, l.newWork(r, seg.seq0+uint64(i)))
+				seg.recs[i] = nil
+			}
+		}
+	}
+	slot.chunk = seg
+	slot.stolen = nil
+	l.streaming = true
+	l.running++
+	l.runner.Store(slot)
+	return true
+}
+
+// runStream runs the runner's chunk in offset order without the lock, then
+// ends it under the lock. Called and returns with l.mu held.
+func (l *lane) runStream(slot *runSlot, ct *callTimer) {
+	l.mu.Unlock()
+	l.deps.watch.enter()
+	start := time.Now()
+	ok, stop, stolen, stolenErr := l.runChunk(slot, ct)
+	elapsed := time.Since(start)
+	l.deps.watch.leave()
+	l.mu.Lock()
+	ct.blocked()
+	ct.apply(&l.cnt)
+	if !l.closed {
+		l.cnt.ok += uint64(ok)
+	}
+	if stolen {
+		// The watchdog took the chunk's rest and the record in the call.
+		w := slot.stolen
+		slot.stolen = nil
+		w.lastErr = stolenErr
+		act := action{kind: actDone}
+		if stolenErr != nil {
+			act = l.deps.router.route(l.ctx, stolenErr, w.attempt)
+		}
+		l.resolve(w, act, true)
+		return
+	}
+	l.runner.Store(nil)
+	l.streaming = false
+	l.running--
+	seg := slot.chunk
+	slot.chunk = segment{}
+	for i, r := range seg.recs[:stop] {
+		if r != nil {
+			l.finishStream(seg.seq0 + uint64(i))
+			seg.recs[i] = nil // let the fetch buffer go once its records are done
+		}
+	}
+	if stop < len(seg.recs) {
+		// Stopped by the close: the rest was never started.
+		l.pending.pushFront(segment{recs: seg.recs[stop:], seq0: seg.seq0 + uint64(stop)})
+	}
+	if calls := ok; calls > 0 && !l.slow && elapsed/time.Duration(calls) > slowCall {
+		l.goSlow()
+	}
+	l.afterFinish()
+}
+
+// runChunk runs the chunk's records in order, without the lock. It returns
+// the records that succeeded, the index it stopped at (len of the chunk
+// unless the lane began closing), and whether the watchdog stole the call
+// in progress (with that call's error).
+//
+// The runner's state word says which call is in progress: from one call to
+// the next it moves with a single compare-and-swap, which fails only if the
+// watchdog stole the call that just returned.
+func (l *lane) runChunk(slot *runSlot, ct *callTimer) (ok, stop int, stolen bool, stolenErr error) {
+	proc := l.deps.proc
+	var ctx context.Context = &l.sctx
+	recs := slot.chunk.recs
+	slot.gen++
+	gen := (slot.gen & (1<<31 - 1)) << 32
+	stop = len(recs)
+	var st uint64      // the state word while in a call; 0 when idle
+	okPending := false // the call in st returned nil; counted once st is released
+	for i, r := range recs {
+		if r == nil {
+			continue
+		}
+		if l.closingFlag.Load() && r.Offset >= l.closeLimit.Load() {
+			stop = i
+			break
+		}
+		next := gen | uint64(i)<<1 | 1
+		if st == 0 {
+			slot.state.Store(next)
+		} else if !slot.state.CompareAndSwap(st, next) {
+			return ok, 0, true, nil // the call that returned nil was stolen
+		}
+		if okPending {
+			ok++
+			okPending = false
+		}
+		st = next
+		ct.begin()
+		var err error
+		if l.cfg.processTimeout > 0 {
+			cctx, cancel := context.WithTimeout(ctx, l.cfg.processTimeout)
+			err = proc.Process(cctx, r)
+			cancel()
+		} else {
+			err = proc.Process(ctx, r)
+		}
+		ct.end()
+		if err != nil {
+			if !slot.state.CompareAndSwap(st, st&^1) {
+				return ok, 0, true, err
+			}
+			st = 0
+			l.mu.Lock()
+			l.failStream(slot, i, err)
+			l.mu.Unlock()
+			continue
+		}
+		okPending = true
+	}
+	if st != 0 {
+		if !slot.state.CompareAndSwap(st, st&^1) {
+			return ok, 0, true, nil
+		}
+		if okPending {
+			ok++
+		}
+	}
+	return ok, stop, false, nil
+}
+
+// failStream takes the runner's record i, whose first call failed, out of
+// the stream: it blocks the record's key (diverting the chunk's later
+// records of that key) and applies the outcome. l.mu is held.
+func (l *lane) failStream(slot *runSlot, i int, err error) {
+	recs := slot.chunk.recs
+	r := recs[i]
+	recs[i] = nil
+	w := l.newWork(r, slot.chunk.seq0+uint64(i))
+	w.lastErr = err
+	l.cfg.log.Debug("processor error", "topic", l.topic, "partition", l.partition,
+		"offset", r.Offset, "attempt", 1, "err", err)
+	if kq := l.block(w); kq != nil {
+		for j := i + 1; j < len(recs); j++ {
+			if o := recs[j]; o != nil && l.blockedQueue(o) == kq {
+				l.queueBehind(kq, l.newWork(o, slot.chunk.seq0+uint64(j)))
+				recs[j] = nil
+			}
+		}
+	}
+	l.running++
+	l.resolve(w, l.deps.router.route(l.ctx, err, 1), true)
+}
+
+// steal runs on the watchdog when the runner of slot has been in the same
+// call (state st) for longer than stallAfter: the record in the call
+// becomes a scheduled one (its key blocked, so the key's later records
+// wait), the chunk's unstarted records go back to the stream, and the lane
+// goes to slow mode so that its other workers run them.
+func (l *lane) steal(slot *runSlot, st uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.runner.Load() != slot || !slot.state.CompareAndSwap(st, stolenState) {
+		return // the call ended meanwhile
+	}
+	seg := slot.chunk
+	i := int(st>>1) & (1<<31 - 1)
+	for j, r := range seg.recs[:i] {
+		if r != nil {
+			l.finishStream(seg.seq0 + uint64(j))
+			seg.recs[j] = nil
+		}
+	}
+	r := seg.recs[i]
+	seg.recs[i] = nil
+	w := l.newWork(r, seg.seq0+uint64(i))
+	l.block(w)
+	slot.stolen = w // the runner resolves it when its call returns
+	if rest := seg.recs[i+1:]; len(rest) > 0 {
+		// A copy: the runner may still read the next entry of its chunk
+		// before it learns of the steal, so nothing else may write there.
+		rest = append([]*kgo.Record(nil), rest...)
+		l.pending.pushFront(segment{recs: rest, seq0: seg.seq0 + uint64(i) + 1})
+	}
+	slot.chunk = segment{}
+	l.runner.Store(nil)
+	l.streaming = false // the runner's count in l.running is now w's
+	l.deps.metrics.stalls.Add(1)
+	l.goSlow()
+	l.afterFinish()
+}
+
+// goSlow puts the lane in slow mode. l.mu is held.
+func (l *lane) goSlow() {
+	if l.cfg.ordering == OrderPartition || l.cfg.workers < 2 {
+		return // one worker: nothing to overlap
+	}
+	l.slow = true
+	l.slowCalls, l.slowSeconds = 0, 0
+	l.cond.Broadcast()
+}
+
+// checkStall is the watchdog's look at the lane's runner: a runner seen in
+// the same call on two consecutive looks is stuck, and is stolen from.
+// Only the watchdog calls it.
+func (l *lane) checkStall() {
+	slot := l.runner.Load()
+	if slot == nil || l.cfg.ordering == OrderPartition || l.cfg.workers < 2 {
+		l.wdSlot = nil
+		return
+	}
+	st := slot.state.Load()
+	if st&1 == 1 && st != stolenState && slot == l.wdSlot && st == l.wdState {
+		l.wdSlot = nil
+		l.steal(slot, st)
+		return
+	}
+	l.wdSlot, l.wdState = slot, st
+}
+
+// resolve applies act to w, a scheduled record counted in l.running;
+// called says whether the processor was called. It is called with l.mu
+// held and returns with it held (it may release it for a call that must
+// not run under the lock).
 func (l *lane) resolve(w *work, act action, called bool) {
 	if called && w.lastErr != nil {
 		l.cnt.failed++
@@ -378,25 +1001,25 @@ func (l *lane) resolve(w *work, act action, called bool) {
 		if !l.closed {
 			l.cnt.ok++
 		}
-		if l.finishLocked(w) {
-			l.mu.Unlock()
-			l.c.resumeGlobal()
-			l.mu.Lock()
-		}
+		l.running--
+		l.finishWork(w)
+		l.afterFinish()
 	case actRetry, actHold:
 		l.running--
 		if act.kind == actRetry {
-			l.m.retried.Add(1)
+			l.deps.metrics.retried.Add(1)
 			w.attempt++
 		} else {
-			l.m.held.Add(1)
+			l.deps.metrics.held.Add(1)
 		}
+		l.detach(w)
 		l.schedule(w, act.delay, l.requeue)
 		l.signalDrained()
 	case actDLQ:
 		// The record stays running until the dead-letter produce is acked.
+		l.detach(w)
 		l.mu.Unlock()
-		l.deadLetter(w, act.class)
+		l.deadLetter(w, act)
 		l.mu.Lock()
 	case actDrop:
 		l.running--
@@ -410,7 +1033,7 @@ func (l *lane) schedule(w *work, d time.Duration, fn func(*work)) {
 	if l.closing {
 		return
 	}
-	l.timers[w] = l.c.cfg.Clock.AfterFunc(d, func() {
+	l.timers[w] = l.cfg.clock.AfterFunc(d, func() {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if _, ok := l.timers[w]; !ok {
@@ -431,89 +1054,102 @@ func (l *lane) requeue(w *work) {
 	l.cond.Signal()
 }
 
-// deadLetter produces w to the dead-letter topic and finishes it once the
-// produce is acknowledged. A failed produce is retried with backoff, without
-// end: a record is never skipped. Called without l.mu.
-func (l *lane) deadLetter(w *work, class ErrorClass) {
-	c := l.c
-	rec := c.dlqRecord(w, class)
-	l.cl.Produce(l.ctx, rec, func(_ *kgo.Record, err error) {
+// deadLetter has the router produce w to its dead-letter topic, and
+// finishes w once the produce is acknowledged. A failed produce is retried
+// every Retry.MaxBackoff, without end: a record is never skipped. Called
+// without l.mu.
+func (l *lane) deadLetter(w *work, act action) {
+	l.deps.router.send(l.ctx, w, act, func(err error) {
 		l.mu.Lock()
-		if err == nil {
-			l.m.dlq.Add(1)
-			resume := l.finishLocked(w)
-			l.cond.Signal() // the key's next record may be runnable
-			l.mu.Unlock()
-			if resume {
-				c.resumeGlobal()
-			}
-			return
-		}
 		defer l.mu.Unlock()
-		if l.closed {
-			l.m.stale.Add(1)
+		if err == nil {
+			l.deps.metrics.dlq.Add(1)
+			l.running--
+			l.finishWork(w)
+			l.afterFinish()
 			return
 		}
-		l.m.dlqErrors.Inc()
-		c.cfg.Logger.Error("dead-letter produce failed; retrying", "topic", l.topic, "partition", l.partition,
-			"offset", w.rec.Offset, "dlq", rec.Topic, "err", err)
+		if l.closed {
+			l.deps.metrics.stale.Add(1)
+			return
+		}
+		l.deps.metrics.dlqErrors.Inc()
+		l.cfg.log.Error("dead-letter produce failed; retrying", "topic", l.topic, "partition", l.partition,
+			"offset", w.rec.Offset, "err", err)
 		l.running--
 		l.signalDrained()
-		l.schedule(w, c.cfg.Retry.MaxBackoff, func(w *work) {
+		l.schedule(w, l.cfg.produceRetry, func(w *work) {
 			// Runs on the timer's goroutine with l.mu held.
 			l.running++
 			l.mu.Unlock()
-			l.deadLetter(w, class)
+			l.deadLetter(w, act)
 			l.mu.Lock()
 		})
 	})
 }
 
-// finishLocked marks w finished: the watermark may advance past it, its
-// key's next record becomes runnable, and the partition may resume. It
-// reports whether lanes paused for the consumer-wide budget may resume now;
-// the caller then calls Consumer.resumeGlobal without holding l.mu.
-func (l *lane) finishLocked(w *work) (resumeGlobal bool) {
+// finishStream marks a stream record finished. l.mu is held.
+func (l *lane) finishStream(seq uint64) {
 	if l.closed {
-		// The partition was revoked or lost while w ran: its offset is no
+		// The partition was revoked or lost meanwhile: its offset is no
 		// longer ours to mark.
-		l.m.stale.Add(1)
-		return false
+		l.deps.metrics.stale.Add(1)
+		return
 	}
-	l.running--
-	size := int64(len(w.rec.Key) + len(w.rec.Value))
-	l.tr.finish(w.seq)
-	l.finRecs++
-	l.finBytes += size
-	if l.finRecs >= 64 || l.paused || l.c.globalPaused.Load() {
-		l.flushInflight()
+	if size, ok := l.tr.finish(seq); ok {
+		l.finRecs++
+		l.finBytes += size
+	}
+}
+
+// finishWork marks a scheduled record finished and lets its key's next
+// record run. l.mu is held.
+func (l *lane) finishWork(w *work) {
+	if l.closed {
+		l.deps.metrics.stale.Add(1)
+		return
+	}
+	if _, ok := l.tr.finish(w.seq); ok {
+		l.finRecs++
+		l.finBytes += w.size
 	}
 	l.advanceKey(w)
-	if l.paused {
-		if l.underResume() {
+}
+
+// afterFinish flushes the budget and resumes the partition if finishes
+// brought it under its bounds; it resumes lanes paused for the global
+// budget if that came under half (taking their locks, so l.mu is released
+// for it). l.mu is held.
+func (l *lane) afterFinish() {
+	if l.finRecs >= 64 || l.paused || l.deps.budget.shouldResume() {
+		l.flushInflight()
+	}
+	if l.paused && !l.closed {
+		if l.mayResume() {
 			l.resumeLocked()
-		} else if l.c.globalOver(true) {
-			// Only the global bound keeps us paused: let the next finish
-			// anywhere that brings usage under half resume us.
-			l.c.globalPaused.Store(true)
+		} else if l.deps.budget.overHalf() {
+			l.deps.budget.notePaused()
 		}
 	}
 	l.signalDrained()
-	return l.c.globalPaused.Load() && !l.c.globalOver(true)
+	if l.deps.budget.shouldResume() {
+		l.mu.Unlock()
+		l.deps.budget.resumePaused()
+		l.mu.Lock()
+	}
 }
 
-// flushInflight takes the finished records off the consumer-wide
-// in-flight counters. l.mu is held.
+// flushInflight takes the finished records off the consumer-wide budget.
+// l.mu is held.
 func (l *lane) flushInflight() {
 	if l.finRecs != 0 {
-		l.c.inflightRecs.Add(-l.finRecs)
-		l.c.inflightBytes.Add(-l.finBytes)
+		l.deps.budget.sub(l.finRecs, l.finBytes)
 		l.finRecs, l.finBytes = 0, 0
 	}
 }
 
 func (l *lane) signalDrained() {
-	if l.closing && l.running == 0 && l.drained != nil {
+	if l.closing && l.running == 0 && l.drained != nil && l.runq.n == 0 && !l.streamReady() {
 		select {
 		case <-l.drained:
 		default:
@@ -522,52 +1158,103 @@ func (l *lane) signalDrained() {
 	}
 }
 
-// overBudget reports whether the lane or the consumer holds more unfinished
-// records or bytes than allowed.
-func (l *lane) overBudget() bool {
-	cfg := &l.c.cfg
-	return l.tr.pending >= cfg.MaxInFlightPerPartition ||
-		l.tr.bytes >= cfg.MaxInFlightBytesPerPartition ||
-		l.c.globalOver(false)
-}
+// Pause reasons, the reason label of ordo_partition_pauses_total.
+const (
+	pauseRecords   = "records"    // MaxInFlightPerPartition
+	pauseBytes     = "bytes"      // MaxInFlightBytesPerPartition
+	pauseSpan      = "span"       // MaxTrackedSpan
+	pauseOffsetMap = "offset_map" // the done set would outgrow an offset map
+	pauseGlobal    = "global"     // MaxInFlight or MaxInFlightBytes
+)
 
-// underResume reports whether a paused lane may fetch again: both its own
-// and the global usage fell to half their bound (hysteresis keeps a busy
-// partition from flapping).
-func (l *lane) underResume() bool {
-	cfg := &l.c.cfg
-	return l.tr.pending <= cfg.MaxInFlightPerPartition/2 &&
-		l.tr.bytes <= cfg.MaxInFlightBytesPerPartition/2 &&
-		!l.c.globalOver(true)
-}
-
-func (l *lane) pauseLocked() {
-	l.paused = true
-	l.cl.PauseFetchPartitions(map[string][]int32{l.topic: {l.partition}})
-	if l.c.globalOver(false) {
-		l.c.globalPaused.Store(true)
+// pauseReason says why the lane must pause now; "" if it need not.
+func (l *lane) pauseReason() string {
+	switch {
+	case l.tr.span() >= l.cfg.maxSpan:
+		return pauseSpan
+	case l.mapGated():
+		return pauseOffsetMap
+	case l.tr.pending >= l.cfg.maxRecs:
+		return pauseRecords
+	case l.tr.bytes >= l.cfg.maxBytes:
+		return pauseBytes
+	case l.deps.budget.full():
+		return pauseGlobal
 	}
-	l.m.pauses.Inc()
+	return ""
+}
+
+// stuck reports whether the lane holds records it cannot start until its
+// oldest unfinished record finishes.
+func (l *lane) stuck() bool { return l.tr.span() >= l.cfg.maxSpan || l.mapGated() }
+
+// mapGated reports whether received records are past the offset map's
+// window and cannot start until the done set shrinks.
+func (l *lane) mapGated() bool {
+	return l.tr.n > 0 && l.tr.next-1 >= l.startLimitMap()
+}
+
+func (l *lane) startLimitMap() int64 {
+	if head, ok := l.tr.headOffset(); ok && l.tr.mapRuns()+1 > l.cfg.mapCap.runs {
+		return head + l.cfg.mapCap.window
+	}
+	return math.MaxInt64
+}
+
+// mayResume reports whether a paused lane may fetch again: its own and the
+// global usage fell to half their bounds (hysteresis keeps a busy
+// partition from flapping).
+func (l *lane) mayResume() bool {
+	return l.tr.pending <= l.cfg.maxRecs/2 &&
+		l.tr.bytes <= l.cfg.maxBytes/2 &&
+		l.tr.span() <= l.cfg.maxSpan/2 &&
+		(l.tr.n == 0 || l.tr.next-1 < l.startLimitMap()-l.cfg.mapCap.window/2) &&
+		!l.deps.budget.overHalf()
+}
+
+func (l *lane) pauseLocked(why string) {
+	l.paused = true
+	l.pauseWhy = why
+	if l.stuck() {
+		// Stuck behind its oldest record: what waits in the stream may
+		// wait long, so it should not keep whole fetches alive.
+		l.pending.compact()
+	}
+	l.deps.fetch.PauseFetchPartitions(map[string][]int32{l.topic: {l.partition}})
+	if l.deps.budget.full() {
+		l.deps.budget.notePaused()
+	}
+	l.deps.metrics.pause(why)
 }
 
 func (l *lane) resumeLocked() {
 	l.paused = false
-	l.cl.ResumeFetchPartitions(map[string][]int32{l.topic: {l.partition}})
+	l.pauseWhy = ""
+	l.deps.fetch.ResumeFetchPartitions(map[string][]int32{l.topic: {l.partition}})
 }
 
-// beginClose stops the lane from starting records and abandons the ones
-// waiting for a retry (they stay unfinished: the next owner gets them).
-// It returns a channel closed once no record is running.
-func (l *lane) beginClose() <-chan struct{} {
+// beginClose stops the lane from starting records, but for, on a graceful
+// close (revoke or Stop), records below the highest finished offset: they
+// fill the gaps below it, so that the committed watermark passes them. The
+// records waiting for a retry are abandoned (they stay unfinished: the next
+// owner gets them). It returns a channel closed once no record is running
+// and none below the limit can start.
+func (l *lane) beginClose(graceful bool) <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.drained == nil {
 		l.drained = make(chan struct{})
 	}
 	if !l.closing {
+		limit := int64(-1)
+		if graceful {
+			limit = l.tr.maxDone
+		}
+		l.closeLimit.Store(limit)
+		l.closing = true
+		l.closingFlag.Store(true)
 		close(l.closeCh)
 	}
-	l.closing = true
 	for w, t := range l.timers {
 		t.Stop()
 		delete(l.timers, w)
@@ -577,17 +1264,27 @@ func (l *lane) beginClose() <-chan struct{} {
 	return l.drained
 }
 
+// stopStarting makes a closing lane start nothing more.
+func (l *lane) stopStarting() {
+	l.mu.Lock()
+	l.closeLimit.Store(-1)
+	l.cond.Broadcast()
+	l.signalDrained()
+	l.mu.Unlock()
+}
+
 // mark is what a commit carries for one lane.
 type mark struct {
-	offset int64
-	epoch  int32
-	meta   string // the offset map of records finished above offset
+	offset  int64
+	epoch   int32
+	meta    string // the offset map of records finished above offset
+	dropped int64  // offsets the map could not hold
 }
 
 // freeze makes the tracker final: from now on completions are stale. It
 // returns the watermark to commit and resumes fetching if the lane had
 // paused it, so that a later assignment of the partition starts unpaused.
-func (l *lane) freeze() (mark, bool) {
+func (l *lane) freeze(mapMax int) (mark, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if !l.closed {
@@ -597,13 +1294,13 @@ func (l *lane) freeze() (mark, bool) {
 			l.resumeLocked()
 		}
 		// Give back the global budget the abandoned records held.
-		l.c.inflightRecs.Add(-int64(l.tr.pending))
-		l.c.inflightBytes.Add(-l.tr.bytes)
+		l.deps.budget.sub(int64(l.tr.pending), l.tr.bytes)
+		l.cond.Broadcast()
 	}
 	if l.lost {
 		return mark{}, false
 	}
-	return l.markLocked(true)
+	return l.markLocked(true, mapMax)
 }
 
 func (l *lane) isLost() bool {
@@ -628,26 +1325,47 @@ func (l *lane) markLost() {
 
 // watermark returns what a periodic commit would commit for the lane; ok is
 // false if there is nothing new to commit.
-func (l *lane) watermark() (mark, bool) {
+func (l *lane) watermark(mapMax int) (mark, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		return mark{}, false
 	}
-	return l.markLocked(false)
+	return l.markLocked(false, mapMax)
 }
 
 // markLocked returns the lane's watermark and offset map. A commit is due
 // when the watermark moved, or, on a final commit, when the offset map
 // would tell the next owner something.
-func (l *lane) markLocked(final bool) (mark, bool) {
+func (l *lane) markLocked(final bool, mapMax int) (mark, bool) {
 	off, epoch, ok := l.tr.watermark()
 	if !ok {
-		return mark{}, false
+		if len(l.tr.inherited) == 0 {
+			return mark{}, false
+		}
+		// Nothing received yet, but an inherited done set to carry on.
+		off, epoch = l.tr.inherited[0].start-1, -1
+		if l.commit >= 0 {
+			off = l.commit
+		}
+	}
+	var runs []offRun
+	l.tr.doneRuns(func(r offRun) bool {
+		runs = append(runs, r)
+		return true
+	})
+	// Nothing unfinished, and the done set starts at the watermark (an
+	// inherited run of offsets not received yet): those offsets are done,
+	// so the commit may pass them.
+	for len(runs) > 0 && runs[0].start == off {
+		off = runs[0].end()
+		epoch = -1
+		runs = runs[1:]
 	}
 	m := mark{offset: off, epoch: epoch}
 	if off > l.commit || final {
-		m.meta = l.tr.offsetMap()
+		m.meta, m.dropped = encodeOffsetMap(off, runs, mapMax)
+		l.mapDropped = m.dropped
 	}
 	return m, off > l.commit || (final && m.meta != "")
 }
@@ -669,13 +1387,25 @@ type LaneSnapshot struct {
 	// InFlight and InFlightBytes count records received and not finished.
 	InFlight      int
 	InFlightBytes int64
-	// Running counts records in a processor call or a dead-letter produce.
+	// Running counts records in a processor call or a dead-letter produce
+	// outside the stream, plus 1 while a stream runner holds a chunk.
 	Running int
 	// WaitingRetry counts records waiting for their retry delay.
 	WaitingRetry int
-	// Keys counts keys with a record in flight.
+	// Keys counts keys blocked behind a record outside the stream.
 	Keys   int
 	Paused bool
+	// PauseReason says why the partition is paused: records, bytes, span,
+	// offset_map or global; "" when it is not.
+	PauseReason string
+	// Slow is true while the lane runs records one at a time under its
+	// scheduler (its calls are slow, or one stalled), false while its
+	// stream runner runs them in order.
+	Slow bool
+	// Span is the number of offsets from the lowest unfinished offset to
+	// the newest received one (0 when nothing is unfinished); at
+	// Config.MaxTrackedSpan the partition pauses.
+	Span int64
 	// Watermark is the lowest unfinished offset (what the next commit
 	// commits); -1 before any record was received.
 	Watermark int64
@@ -695,7 +1425,8 @@ func (l *lane) snapshot() LaneSnapshot {
 		Topic: l.topic, Partition: l.partition, Epoch: l.epoch,
 		InFlight: l.tr.pending, InFlightBytes: l.tr.bytes,
 		Running: l.running, WaitingRetry: len(l.timers), Keys: len(l.keys),
-		Paused: l.paused, Watermark: -1, Committed: l.commit, HighWatermark: l.hw,
+		Paused: l.paused, PauseReason: l.pauseWhy, Slow: l.slow, Span: l.tr.span(),
+		Watermark: -1, Committed: l.commit, HighWatermark: l.hw,
 	}
 	if l.single != nil && l.single.active {
 		s.Keys = 1

@@ -20,9 +20,11 @@ type metrics struct {
 	group         string
 	dlqErrors     *prometheus.CounterVec
 	pauses        *prometheus.CounterVec
+	mapDropped    *prometheus.CounterVec
 	rewound       *prometheus.CounterVec
 	commits       *prometheus.CounterVec
 	fetchErrors   prometheus.Counter
+	brokerErrors  *prometheus.CounterVec
 	orphanRecords prometheus.Counter
 	lost          prometheus.Counter
 
@@ -32,11 +34,15 @@ type metrics struct {
 }
 
 type topicMetrics struct {
-	name                       string
-	retried, held, dlq, stale  atomic.Uint64
-	dlqErrors, pauses, rewound prometheus.Counter
-	retired                    laneCounts // folded lanes; guarded by metrics.mu
+	name                              string
+	retried, held, dlq, stale, stalls atomic.Uint64
+	dlqErrors, rewound, mapDropped    prometheus.Counter
+	pauses                            *prometheus.CounterVec // by reason, curried with the topic
+	retired                           laneCounts             // folded lanes; guarded by metrics.mu
 }
+
+// pause counts a pause of one of the topic's partitions.
+func (tm *topicMetrics) pause(reason string) { tm.pauses.WithLabelValues(reason).Inc() }
 
 // durationBuckets are the upper bounds of ordo_processing_duration_seconds.
 var durationBuckets = [...]float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5, 30}
@@ -90,6 +96,9 @@ var (
 	descRecords = prometheus.NewDesc("ordo_records_total",
 		"Records by outcome: ok, error (failed attempts), retry, hold, dlq, stale (completions dropped for partitions no longer owned), already_done (finished by the previous owner, per its offset map).",
 		[]string{"group", "topic", "outcome"}, nil)
+	descStalls = prometheus.NewDesc("ordo_stream_stalls_total",
+		"Times a partition's in-order runner stayed in one call past the stall threshold and its other records were handed to the partition's other workers.",
+		[]string{"group", "topic"}, nil)
 	descDuration = prometheus.NewDesc("ordo_processing_duration_seconds",
 		"Duration of processor calls.", []string{"group", "topic"}, nil)
 )
@@ -105,7 +114,11 @@ func newMetrics(reg prometheus.Registerer, c *Consumer) (*metrics, error) {
 		}, []string{"topic"}),
 		pauses: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ordo_partition_pauses_total", ConstLabels: cl,
-			Help: "Times a partition's fetching was paused because its in-flight budget was full.",
+			Help: "Times a partition's fetching was paused, by reason: records or bytes (its in-flight budget), span (Config.MaxTrackedSpan), offset_map (its done set would outgrow a commit's offset map), global (the consumer's budget).",
+		}, []string{"topic", "reason"}),
+		mapDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ordo_offset_map_dropped_offsets_total", ConstLabels: cl,
+			Help: "Finished offsets a commit's offset map could not hold (their records will run again after a handoff). Stays 0 unless the broker's offset.metadata.max.bytes is below Config.MaxOffsetMapBytes.",
 		}, []string{"topic"}),
 		rewound: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ordo_rewound_records_total", ConstLabels: cl,
@@ -118,6 +131,10 @@ func newMetrics(reg prometheus.Registerer, c *Consumer) (*metrics, error) {
 		fetchErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ordo_fetch_errors_total", ConstLabels: cl, Help: "Fetch errors returned by polls.",
 		}),
+		brokerErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ordo_broker_errors_total", ConstLabels: cl,
+			Help: "Failed broker connections (kind connect) and requests (kind request), by broker address.",
+		}, []string{"broker", "kind"}),
 		orphanRecords: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ordo_orphan_records_total", ConstLabels: cl,
 			Help: "Fetched records for a partition with no lane, left for the partition's owner.",
@@ -130,7 +147,7 @@ func newMetrics(reg prometheus.Registerer, c *Consumer) (*metrics, error) {
 		live:   map[*lane]struct{}{},
 	}
 	for _, col := range []prometheus.Collector{
-		m.dlqErrors, m.pauses, m.rewound, m.commits, m.fetchErrors, m.orphanRecords, m.lost,
+		m.dlqErrors, m.pauses, m.mapDropped, m.rewound, m.commits, m.fetchErrors, m.brokerErrors, m.orphanRecords, m.lost,
 		&laneCollector{c: c},
 	} {
 		if err := reg.Register(col); err != nil {
@@ -152,10 +169,11 @@ func (m *metrics) topicLocked(t string) *topicMetrics {
 		return tm
 	}
 	tm := &topicMetrics{
-		name:      t,
-		dlqErrors: m.dlqErrors.WithLabelValues(t),
-		pauses:    m.pauses.WithLabelValues(t),
-		rewound:   m.rewound.WithLabelValues(t),
+		name:       t,
+		dlqErrors:  m.dlqErrors.WithLabelValues(t),
+		pauses:     m.pauses.MustCurryWith(prometheus.Labels{"topic": t}),
+		rewound:    m.rewound.WithLabelValues(t),
+		mapDropped: m.mapDropped.WithLabelValues(t),
 	}
 	m.topics[t] = tm
 	return tm
@@ -168,12 +186,24 @@ func (m *metrics) register(l *lane) {
 	m.mu.Unlock()
 }
 
+// liveLanes returns every lane that exists and is not retired: owned,
+// closing or draining.
+func (m *metrics) liveLanes() []*lane {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*lane, 0, len(m.live))
+	for l := range m.live {
+		out = append(out, l)
+	}
+	return out
+}
+
 // fold moves a retired lane's counts into its topic's totals.
 func (m *metrics) fold(l *lane) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	l.mu.Lock()
-	l.m.retired.add(&l.cnt)
+	l.deps.metrics.retired.add(&l.cnt)
 	l.cnt = laneCounts{}
 	l.mu.Unlock()
 	delete(m.live, l)
@@ -188,11 +218,12 @@ func (m *metrics) totals() map[*topicMetrics]laneCounts {
 		out[tm] = tm.retired
 	}
 	for l := range m.live {
-		t := out[l.m]
+		tm := l.deps.metrics
+		t := out[tm]
 		l.mu.Lock()
 		t.add(&l.cnt)
 		l.mu.Unlock()
-		out[l.m] = t
+		out[tm] = t
 	}
 	return out
 }
@@ -218,12 +249,15 @@ var (
 		"1 if the partition's fetching is paused for backpressure.",
 		[]string{"group", "topic", "partition"}, nil)
 	descCommitted = prometheus.NewDesc("ordo_committed_offset",
-		"Last offset committed for the partition by this member.",
+		"Last offset committed for the partition by this member; absent until its first commit.",
+		[]string{"group", "topic", "partition"}, nil)
+	descSpan = prometheus.NewDesc("ordo_partition_span_offsets",
+		"Offsets from the partition's lowest unfinished record to its newest received one; the partition pauses at Config.MaxTrackedSpan.",
 		[]string{"group", "topic", "partition"}, nil)
 )
 
 func (lc *laneCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRecords, descDuration, descLagRecords, descLagSeconds, descInflight, descInflightBytes, descPaused, descCommitted} {
+	for _, d := range []*prometheus.Desc{descRecords, descDuration, descLagRecords, descLagSeconds, descInflight, descInflightBytes, descPaused, descCommitted, descSpan, descStalls} {
 		ch <- d
 	}
 }
@@ -248,6 +282,7 @@ func (lc *laneCollector) Collect(ch chan<- prometheus.Metric) {
 			buckets[b] = cum
 		}
 		ch <- prometheus.MustNewConstHistogram(descDuration, t.durCount, t.durSum, buckets, group, tm.name)
+		ch <- prometheus.MustNewConstMetric(descStalls, prometheus.CounterValue, float64(tm.stalls.Load()), group, tm.name)
 	}
 	now := lc.c.cfg.Clock.Now()
 	for _, s := range lc.c.Lanes() {
@@ -264,7 +299,10 @@ func (lc *laneCollector) Collect(ch chan<- prometheus.Metric) {
 			paused = 1
 		}
 		g(descPaused, paused)
-		g(descCommitted, float64(s.Committed))
+		g(descSpan, float64(s.Span))
+		if s.Committed >= 0 {
+			g(descCommitted, float64(s.Committed))
+		}
 	}
 }
 

@@ -1,10 +1,13 @@
 package ordo
 
 import (
+	"bytes"
+	"compress/flate"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 )
@@ -14,73 +17,167 @@ import (
 // complete out of offset order (other keys run ahead of a slow one), so
 // when a partition moves to another member, or the process restarts, the
 // records between the watermark and the end of the lane's tracker would all
-// be redelivered. With the map, the next owner marks them done without
-// running them again. Parallel Consumer keeps the same map in its commit
-// metadata.
+// be redelivered. With the map, the next owner marks them done instead of
+// running them again, and carries the part it has not received yet into its
+// own commits. Parallel Consumer keeps the same map in its commit metadata.
 //
-// Format: "ordo1:<base>:<runs>" where base is the committed offset in
-// decimal and runs is unpadded base64url of uvarint pairs (gap, length):
-// each run of consecutive finished offsets starts gap offsets after the end
-// of the previous run (the first after base). The map is bounded by
-// maxOffsetMapLen; past it the tail is left out, which only means more
-// redelivery, never less processing.
+// Format (version 2): "ordo2:<base>:<payload>" where base is the committed
+// offset in decimal and payload is unpadded base64url of one kind byte and
+// the body:
+//
+//	kind 0  run-length: uvarint pairs (gap, length); each run of consecutive
+//	        finished offsets starts gap offsets after the end of the
+//	        previous run (the first after base, so its gap is at least 1)
+//	kind 1  bitset: uvarint nbits, then nbits bits, least significant first;
+//	        bit i set means offset base+1+i is finished
+//	kind|0x80  the body is DEFLATE-compressed
+//
+// The encoder writes the smallest of the four. Version 1 ("ordo1:", the
+// run-length body without a kind byte) is still read.
+//
+// A map must fit the broker's offset.metadata.max.bytes (Kafka's default is
+// 4096). Lanes keep what they must encode within Config.MaxOffsetMapBytes
+// (see mapCapacity), so the encoder never has to drop runs; if it must
+// anyway, it drops them from the tail, which only means more redelivery,
+// never less processing, and says so.
 const (
-	offsetMapPrefix = "ordo1:"
-	maxOffsetMapLen = 3800 // Kafka's default offset.metadata.max.bytes is 4096
+	offsetMapPrefixV1 = "ordo1:"
+	offsetMapPrefixV2 = "ordo2:"
+
+	mapKindRLE    = 0
+	mapKindBitset = 1
+	mapDeflated   = 0x80
+
+	// maxDecodedOffsets bounds what a decoded map may list, and
+	// maxInflated the size a compressed body may inflate to.
+	maxDecodedOffsets = 1 << 22
+	maxInflated       = 1 << 20
 )
 
-// encodeOffsetMap encodes the runs of finished offsets above base. next
-// yields finished offsets in increasing order, each > base, until ok is false.
-func encodeOffsetMap(base int64, next func() (int64, bool)) string {
-	var buf []byte
-	var tmp [2 * binary.MaxVarintLen64]byte
-	maxRaw := (maxOffsetMapLen - len(offsetMapPrefix) - 21) * 3 / 4
-	prevEnd := base // offset after the previous run
-	var runStart, runLen int64 = -1, 0
-	flush := func() bool {
-		if runLen == 0 {
-			return true
-		}
-		n := binary.PutUvarint(tmp[:], uint64(runStart-prevEnd))
-		n += binary.PutUvarint(tmp[n:], uint64(runLen))
-		if len(buf)+n > maxRaw {
-			return false
-		}
-		buf = append(buf, tmp[:n]...)
-		prevEnd = runStart + runLen
-		return true
-	}
-	for {
-		off, ok := next()
-		if !ok {
-			break
-		}
-		if runLen > 0 && off == runStart+runLen {
-			runLen++
-			continue
-		}
-		if !flush() {
-			runLen = 0
-			break
-		}
-		runStart, runLen = off, 1
-	}
-	flush()
-	if len(buf) == 0 {
-		return ""
-	}
-	return offsetMapPrefix + strconv.FormatInt(base, 10) + ":" + base64.RawURLEncoding.EncodeToString(buf)
+// mapCapacity is what an offset map of at most maxLen bytes can always
+// hold, whatever the pattern: a bitset of window offsets above the base,
+// or runs run-length pairs of at most 6 bytes each (gaps and lengths under
+// 2^21, which MaxTrackedSpan's limit ensures).
+type mapCapacity struct {
+	window int64 // offsets above the base that a bitset can cover
+	runs   int   // runs that run-length encoding can hold
 }
 
-// decodeOffsetMap returns the finished offsets that md lists above
+// headerRoom is the prefix, a base of up to 19 digits and the colon.
+const headerRoom = len(offsetMapPrefixV2) + 19 + 1
+
+func capacityFor(maxLen int) mapCapacity {
+	raw := (maxLen-headerRoom)*3/4 - 1 // base64, kind byte
+	if raw <= 4 {
+		return mapCapacity{}
+	}
+	return mapCapacity{window: int64(raw-3) * 8, runs: raw / 6}
+}
+
+// encodeOffsetMap encodes runs (finished offsets above base, in order,
+// disjoint, none starting at base) in at most maxLen bytes. It returns ""
+// when there are no runs. dropped counts the offsets left out because the
+// map would not fit.
+func encodeOffsetMap(base int64, runs []offRun, maxLen int) (md string, dropped int64) {
+	for len(runs) > 0 && runs[0].start <= base { // cannot happen; never encode a bad map
+		runs = runs[1:]
+	}
+	if len(runs) == 0 {
+		return "", 0
+	}
+	md = encodeRuns(base, runs)
+	if len(md) <= maxLen {
+		return md, 0
+	}
+	// Keep the longest prefix of runs that fits.
+	lo, hi := 0, len(runs) // runs[:lo] fits; runs[:hi] does not
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		if len(encodeRuns(base, runs[:mid])) <= maxLen {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	for _, r := range runs[lo:] {
+		dropped += r.n
+	}
+	if lo == 0 {
+		return "", dropped
+	}
+	return encodeRuns(base, runs[:lo]), dropped
+}
+
+func encodeRuns(base int64, runs []offRun) string {
+	best := rleBody(base, runs)
+	if bs, ok := bitsetBody(base, runs, len(best)); ok {
+		best = bs
+	}
+	if len(best) > 64 {
+		if z := deflate(best); len(z) < len(best) {
+			best = z
+		}
+	}
+	return offsetMapPrefixV2 + strconv.FormatInt(base, 10) + ":" + base64.RawURLEncoding.EncodeToString(best)
+}
+
+func rleBody(base int64, runs []offRun) []byte {
+	buf := make([]byte, 1, 1+len(runs)*4)
+	buf[0] = mapKindRLE
+	prevEnd := base
+	for _, r := range runs {
+		buf = binary.AppendUvarint(buf, uint64(r.start-prevEnd))
+		buf = binary.AppendUvarint(buf, uint64(r.n))
+		prevEnd = r.end()
+	}
+	return buf
+}
+
+// bitsetBody returns the bitset body if it is shorter than limit bytes.
+func bitsetBody(base int64, runs []offRun, limit int) ([]byte, bool) {
+	nbits := runs[len(runs)-1].end() - base - 1
+	size := 1 + binary.MaxVarintLen64 + (nbits+7)/8
+	if size >= int64(limit)+binary.MaxVarintLen64 {
+		return nil, false
+	}
+	buf := make([]byte, 1, size)
+	buf[0] = mapKindBitset
+	buf = binary.AppendUvarint(buf, uint64(nbits))
+	hdr := len(buf)
+	buf = buf[:hdr+int((nbits+7)/8)]
+	for _, r := range runs {
+		for o := r.start; o < r.end(); o++ {
+			i := o - base - 1
+			buf[hdr+int(i/8)] |= 1 << (i % 8)
+		}
+	}
+	return buf, len(buf) < limit
+}
+
+func deflate(body []byte) []byte {
+	var b bytes.Buffer
+	b.WriteByte(body[0] | mapDeflated)
+	w, _ := flate.NewWriter(&b, flate.BestCompression) // the level is valid
+	_, _ = w.Write(body[1:])
+	_ = w.Close()
+	return b.Bytes()
+}
+
+// decodeOffsetMap returns the runs of finished offsets that md lists above
 // committed. A map written for another offset than committed, or by
 // something else than Ordo, yields nothing; a corrupt one yields an error.
-func decodeOffsetMap(md string, committed int64) (map[int64]struct{}, error) {
-	if !strings.HasPrefix(md, offsetMapPrefix) {
+func decodeOffsetMap(md string, committed int64) ([]offRun, error) {
+	var rest string
+	v2 := false
+	switch {
+	case strings.HasPrefix(md, offsetMapPrefixV2):
+		rest, v2 = md[len(offsetMapPrefixV2):], true
+	case strings.HasPrefix(md, offsetMapPrefixV1):
+		rest = md[len(offsetMapPrefixV1):]
+	default:
 		return nil, nil
 	}
-	rest := md[len(offsetMapPrefix):]
-	baseStr, runs, ok := strings.Cut(rest, ":")
+	baseStr, payload, ok := strings.Cut(rest, ":")
 	if !ok {
 		return nil, errors.New("offset map: no base")
 	}
@@ -91,12 +188,42 @@ func decodeOffsetMap(md string, committed int64) (map[int64]struct{}, error) {
 	if base != committed {
 		return nil, nil
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(runs)
+	raw, err := base64.RawURLEncoding.DecodeString(payload)
 	if err != nil {
 		return nil, fmt.Errorf("offset map: %w", err)
 	}
-	done := map[int64]struct{}{}
+	if !v2 {
+		return decodeRLE(base, raw)
+	}
+	if len(raw) == 0 {
+		return nil, errors.New("offset map: empty payload")
+	}
+	kind, body := raw[0], raw[1:]
+	if kind&mapDeflated != 0 {
+		r := flate.NewReader(bytes.NewReader(body))
+		body, err = io.ReadAll(io.LimitReader(r, maxInflated+1))
+		_ = r.Close()
+		if err != nil {
+			return nil, fmt.Errorf("offset map: inflating: %w", err)
+		}
+		if len(body) > maxInflated {
+			return nil, errors.New("offset map: inflates past its bound")
+		}
+		kind &^= mapDeflated
+	}
+	switch kind {
+	case mapKindRLE:
+		return decodeRLE(base, body)
+	case mapKindBitset:
+		return decodeBitset(base, body)
+	}
+	return nil, fmt.Errorf("offset map: unknown kind %d", kind)
+}
+
+func decodeRLE(base int64, raw []byte) ([]offRun, error) {
+	var out []offRun
 	pos := base
+	var total int64
 	for len(raw) > 0 {
 		gap, n := binary.Uvarint(raw)
 		if n <= 0 {
@@ -108,18 +235,44 @@ func decodeOffsetMap(md string, committed int64) (map[int64]struct{}, error) {
 			return nil, errors.New("offset map: bad run length")
 		}
 		raw = raw[n:]
-		if gap > 1<<40 || length > 1<<20 || len(done)+int(length) > 1<<20 {
+		if gap > 1<<40 || length > maxDecodedOffsets || total+int64(length) > maxDecodedOffsets {
 			return nil, errors.New("offset map: run out of range")
 		}
-		if pos == base && gap == 0 {
-			// The committed offset itself is unfinished by definition.
-			return nil, errors.New("offset map: run starts at the committed offset")
+		if gap == 0 {
+			if pos == base {
+				// The committed offset itself is unfinished by definition.
+				return nil, errors.New("offset map: run starts at the committed offset")
+			}
+			return nil, errors.New("offset map: runs not separated")
 		}
-		start := pos + int64(gap)
-		for o := start; o < start+int64(length); o++ {
-			done[o] = struct{}{}
-		}
-		pos = start + int64(length)
+		r := offRun{start: pos + int64(gap), n: int64(length)}
+		out = append(out, r)
+		total += r.n
+		pos = r.end()
 	}
-	return done, nil
+	return out, nil
+}
+
+func decodeBitset(base int64, raw []byte) ([]offRun, error) {
+	nbits, n := binary.Uvarint(raw)
+	if n <= 0 || nbits > maxDecodedOffsets {
+		return nil, errors.New("offset map: bad bitset length")
+	}
+	bits := raw[n:]
+	if uint64(len(bits)) != (nbits+7)/8 {
+		return nil, errors.New("offset map: bitset length does not match")
+	}
+	var out []offRun
+	for i := uint64(0); i < nbits; i++ {
+		if bits[i/8]&(1<<(i%8)) == 0 {
+			continue
+		}
+		o := base + 1 + int64(i)
+		if k := len(out); k > 0 && out[k-1].end() == o {
+			out[k-1].n++
+		} else {
+			out = append(out, offRun{start: o, n: 1})
+		}
+	}
+	return out, nil
 }

@@ -83,69 +83,6 @@ type PanicError struct {
 
 func (e *PanicError) Error() string { return fmt.Sprintf("processor panic: %v", e.Value) }
 
-// actionKind is what the lane does with a record after one processor call.
-type actionKind int
-
-const (
-	actDone  actionKind = iota // mark the record finished
-	actRetry                   // run it again after delay
-	actHold                    // run it again after delay, attempt not counted
-	actDLQ                     // produce it to the dead-letter topic, then finish it
-	actDrop                    // the lane is closing: leave the record unfinished
-)
-
-func (k actionKind) String() string {
-	switch k {
-	case actDone:
-		return "done"
-	case actRetry:
-		return "retry"
-	case actHold:
-		return "hold"
-	case actDLQ:
-		return "dlq"
-	case actDrop:
-		return "drop"
-	}
-	return "unknown"
-}
-
-type action struct {
-	kind  actionKind
-	delay time.Duration
-	class ErrorClass
-}
-
-// decide is the one place that maps a processor's result to what happens to
-// the record. attempt is the number of the call that just returned (1 for
-// the first). laneCtx is the lane's context: if it is done, the failure may
-// only be the cancellation, and the record is left unfinished for the next
-// owner instead of being retried or dead-lettered.
-func decide(laneCtx context.Context, err error, attempt int, rp RetryPolicy, jitter func(time.Duration) time.Duration) action {
-	if err == nil {
-		return action{kind: actDone}
-	}
-	if laneCtx.Err() != nil {
-		return action{kind: actDrop}
-	}
-	class := classify(err)
-	var hold *holdError
-	if errors.As(err, &hold) {
-		return action{kind: actHold, delay: rp.HoldDelay, class: ClassRetryable}
-	}
-	if class == ClassPermanent {
-		return action{kind: actDLQ, class: class}
-	}
-	if attempt >= rp.MaxAttempts {
-		return action{kind: actDLQ, class: class}
-	}
-	var ra *retryAfterError
-	if errors.As(err, &ra) {
-		return action{kind: actRetry, delay: ra.delay, class: class}
-	}
-	return action{kind: actRetry, delay: jitter(rp.backoff(attempt)), class: class}
-}
-
 // ClassOf returns the class Ordo gives a processor error: permanent for
 // Permanent, panic for a recovered panic, timeout for a context deadline,
 // retryable otherwise. Use it in a processor's tests.

@@ -92,7 +92,7 @@ func TestDecide(t *testing.T) {
 		exact(canceled, "canceled lane: context.Canceled", context.Canceled, 1, actDrop, "", 0),
 	}
 
-	realJitter := (&Consumer{}).jitter
+	realJitter := jitter
 	identity := func(d time.Duration) time.Duration { return d }
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -121,16 +121,15 @@ func TestDecide(t *testing.T) {
 // TestDecideJitterRange checks the consumer's jitter spreads a delay over
 // [d/2, d) and leaves tiny delays alone.
 func TestDecideJitterRange(t *testing.T) {
-	c := &Consumer{}
 	for _, d := range []time.Duration{0, 1} {
-		if got := c.jitter(d); got != d {
+		if got := jitter(d); got != d {
 			t.Fatalf("jitter(%v) = %v, want %v", d, got, d)
 		}
 	}
 	for _, d := range []time.Duration{2, 3, 7, time.Millisecond, time.Second, math.MaxInt64} {
 		lo, hi := d, time.Duration(0)
 		for range 2000 {
-			j := c.jitter(d)
+			j := jitter(d)
 			if j < d/2 || j >= d {
 				t.Fatalf("jitter(%v) = %v, want in [%v, %v)", d, j, d/2, d)
 			}

@@ -75,9 +75,11 @@ type infoKey struct{}
 // InfoFromContext returns the RecordInfo of the call in progress; ok is
 // false outside a call made by Ordo.
 func InfoFromContext(ctx context.Context) (RecordInfo, bool) {
-	w, ok := ctx.Value(infoKey{}).(*work)
-	if !ok {
-		return RecordInfo{}, false
+	switch v := ctx.Value(infoKey{}).(type) {
+	case *work:
+		return RecordInfo{Attempt: v.attempt, Group: v.lane.cfg.group, LaneEpoch: v.lane.epoch}, true
+	case *streamCtx:
+		return RecordInfo{Attempt: 1, Group: v.l.cfg.group, LaneEpoch: v.l.epoch}, true
 	}
-	return RecordInfo{Attempt: w.attempt, Group: w.lane.c.cfg.Group, LaneEpoch: w.lane.epoch}, true
+	return RecordInfo{}, false
 }

@@ -170,8 +170,7 @@ func TestInfoFromContext(t *testing.T) {
 		t.Fatal("InfoFromContext found info under a foreign key")
 	}
 
-	c := &Consumer{cfg: Config{Group: "payments"}.withDefaults()}
-	l := &lane{c: c, epoch: 7}
+	l := &lane{cfg: &laneConfig{group: "payments"}, epoch: 7}
 	w := &work{lane: l, attempt: 3}
 	ctx = context.WithValue(context.Background(), infoKey{}, w)
 	info, ok := InfoFromContext(ctx)
@@ -211,7 +210,7 @@ func headerValues(hs []kgo.RecordHeader, key string) []string {
 
 func TestDLQRecord(t *testing.T) {
 	now := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	c := &Consumer{cfg: Config{Group: "billing-group", ProcessorName: "invoicer", Clock: fixedClock{now}}.withDefaults()}
+	c := newTestRouter(Config{Group: "billing-group", ProcessorName: "invoicer", Clock: fixedClock{now}}.withDefaults())
 	ts := time.UnixMilli(1_700_000_000_123)
 	src := &kgo.Record{
 		Topic:     "orders",
@@ -296,7 +295,7 @@ func TestDLQRecord(t *testing.T) {
 }
 
 func TestDLQRecordClassesAndDefaults(t *testing.T) {
-	c := &Consumer{cfg: Config{Group: "g"}.withDefaults()}
+	c := newTestRouter(Config{Group: "g"}.withDefaults())
 	src := &kgo.Record{Topic: "t", Partition: 0, Offset: 0, Timestamp: time.UnixMilli(0)}
 	for _, class := range []ErrorClass{ClassRetryable, ClassPermanent, ClassPanic, ClassTimeout} {
 		out := c.dlqRecord(&work{rec: src, attempt: 1, lastErr: errors.New("e")}, class)
@@ -322,14 +321,14 @@ func TestDLQRecordClassesAndDefaults(t *testing.T) {
 	}
 
 	// A custom dead-letter topic name.
-	c = &Consumer{cfg: Config{Group: "g", DLQTopic: func(t string) string { return "dead-" + t }}.withDefaults()}
+	c = newTestRouter(Config{Group: "g", DLQTopic: func(t string) string { return "dead-" + t }}.withDefaults())
 	if out := c.dlqRecord(&work{rec: src, attempt: 1}, ClassPermanent); out.Topic != "dead-t" {
 		t.Errorf("Topic = %q, want dead-t", out.Topic)
 	}
 }
 
 func TestDLQRecordErrorTruncated(t *testing.T) {
-	c := &Consumer{cfg: Config{Group: "g"}.withDefaults()}
+	c := newTestRouter(Config{Group: "g"}.withDefaults())
 	src := &kgo.Record{Topic: "t"}
 	for _, n := range []int{0, 1, maxErrorHeader - 1, maxErrorHeader, maxErrorHeader + 1, 3 * maxErrorHeader, 1 << 20} {
 		text := strings.Repeat("x", n)
@@ -460,7 +459,7 @@ func TestWorkDequeModel(t *testing.T) {
 
 // Regression: truncating a long error keeps ordo-error valid UTF-8.
 func TestDLQRecordErrorTruncationKeepsUTF8(t *testing.T) {
-	c := &Consumer{cfg: Config{Group: "g"}.withDefaults()}
+	c := newTestRouter(Config{Group: "g"}.withDefaults())
 	w := &work{rec: &kgo.Record{Topic: "t"}, attempt: 1, lastErr: errors.New(strings.Repeat("€", 2000))}
 	r := c.dlqRecord(w, ClassRetryable)
 	for _, h := range r.Headers {
@@ -469,3 +468,5 @@ func TestDLQRecordErrorTruncationKeepsUTF8(t *testing.T) {
 		}
 	}
 }
+
+func newTestRouter(cfg Config) *router { return newRouter(&cfg) }

@@ -60,18 +60,17 @@ func TestRebalanceJoinAndLeaveMidStream(t *testing.T) {
 	stop(t, b)
 	watch.assert(t)
 	checkLedger(t, led, n, false)
-	// Revoked partitions commit an offset map of the records finished above
-	// their watermark; the next owner marks those done without running
-	// them, so no record is applied twice (without the map: ~9% were).
+	// A graceful revoke runs the fetched records below the highest
+	// finished offset before it commits, and commits an offset map of
+	// whatever finished above the watermark all the same; the next owner
+	// marks those done without running them, so no record is applied twice
+	// (with neither: ~9% were). The handoff tests exercise the map itself.
 	already := 0.0
 	for _, m := range []*ordo.Consumer{a, b, cm} {
 		already += metricValue(t, m.Registry(), "ordo_records_total", "outcome", "already_done")
 	}
 	if led.dups != 0 {
 		t.Errorf("%d records applied twice across rebalances, want 0", led.dups)
-	}
-	if already == 0 {
-		t.Error("no record was marked from an offset map: the test did not exercise it")
 	}
 	t.Logf("records marked from offset maps: %v; duplicates: %d of %d", already, led.dups, n)
 }

@@ -108,9 +108,9 @@ func TestReassignedPartitionWaitsForOverrunCalls(t *testing.T) {
 	}
 }
 
-// MaxWorkers=1: lane a's record holds the only token; lane b's worker has
-// taken its record and waits for the token. Stop marks both lanes closing,
-// yet b's record starts once a's call returns: a record starts after Stop.
+// MaxWorkers=1: lane a's record holds the only token; lane b has its record
+// and its worker waits for the token. Stop marks both lanes closing; b's
+// record must not start once a's call returns and frees the token.
 func TestNoRecordStartsAfterStopWhileWaitingForAWorker(t *testing.T) {
 	c := newCluster(t, 1, "a", "b")
 	produceRecords(t, c.ListenAddrs(), &kgo.Record{Topic: "a", Value: []byte("a")})
@@ -135,7 +135,7 @@ func TestNoRecordStartsAfterStopWhileWaitingForAWorker(t *testing.T) {
 	produceRecords(t, c.ListenAddrs(), &kgo.Record{Topic: "b", Value: []byte("b")})
 	waitFor(t, 10*time.Second, "b queued for the token", func() bool {
 		for _, s := range cons.Lanes() {
-			if s.Topic == "b" && s.Running == 1 {
+			if s.Topic == "b" && s.InFlight == 1 {
 				return true
 			}
 		}

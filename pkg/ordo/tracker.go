@@ -14,7 +14,21 @@ import "time"
 // finished, the watermark is the last received offset + 1.
 //
 // Entries are addressed by a lane-local sequence number so that finishing a
-// record is O(1); the finished prefix is popped from a ring buffer.
+// record is O(1); the finished prefix is popped from a ring buffer. The
+// tracker also keeps, in O(1) per change, what the lane's bounds need: the
+// span from the oldest unfinished offset to the newest received one, the
+// number of runs of finished entries above the watermark (what the offset
+// map must encode), and the done set inherited from the partition's
+// previous owner for offsets not received yet.
+//
+// Invariants, between calls:
+//   - n == 0, or ring[head] is unfinished (finished entries at the front are
+//     popped at once);
+//   - runs is the number of runs of consecutive finished offsets in the
+//     ring (a gap in the offsets, from compaction or a transaction marker,
+//     starts a new run);
+//   - pending and bytes count the unfinished entries and their sizes;
+//   - inherited holds disjoint runs, in order, all at or above next.
 //
 // tracker is not safe for concurrent use; the lane's mutex guards it.
 type tracker struct {
@@ -27,8 +41,14 @@ type tracker struct {
 	nextEpoch int32 // leader epoch of the last received record
 	bytes     int64 // bytes of unfinished records
 	pending   int   // unfinished records
+	runs      int   // runs of consecutive finished offsets in the ring
+	maxDone   int64 // highest finished offset; -1 before any
 	high      int   // most entries held since the ring was last idle
 	small     int   // consecutive busy spells that used under 1/8 of the ring
+
+	// inherited are the runs of offsets that the previous owner finished
+	// (its offset map) and that this lane has not received yet.
+	inherited []offRun
 }
 
 type trackEntry struct {
@@ -39,6 +59,13 @@ type trackEntry struct {
 	ts     int64 // record timestamp in unix nanoseconds, for lag in seconds
 }
 
+// offRun is a run of consecutive offsets [start, start+n).
+type offRun struct {
+	start, n int64
+}
+
+func (r offRun) end() int64 { return r.start + r.n }
+
 // minRing is the tracker's initial and smallest ring size (a power of two).
 const minRing = 1024
 
@@ -46,7 +73,28 @@ const minRing = 1024
 const shrinkAfter = 64
 
 func newTracker() *tracker {
-	return &tracker{ring: make([]trackEntry, minRing), next: -1, nextEpoch: -1}
+	return &tracker{ring: make([]trackEntry, minRing), next: -1, nextEpoch: -1, maxDone: -1}
+}
+
+// inherit sets the done set of the partition's previous owner: runs of
+// offsets finished above the committed offset, in order and disjoint.
+func (t *tracker) inherit(runs []offRun) { t.inherited = runs }
+
+// inheritedDone reports whether offset is in the inherited done set, and
+// drops the inherited runs that end at or below it (offsets arrive in
+// order, so they can never match again).
+func (t *tracker) inheritedDone(offset int64) bool {
+	for len(t.inherited) > 0 {
+		r := t.inherited[0]
+		switch {
+		case offset < r.start:
+			return false
+		case offset < r.end():
+			return true
+		}
+		t.inherited = t.inherited[1:]
+	}
+	return false
 }
 
 // add records an offset delivered to the lane and returns its sequence
@@ -100,27 +148,87 @@ func (t *tracker) grow() {
 	t.head = 0
 }
 
-// finish marks the entry with the given sequence number done. It reports
-// false if the sequence number is unknown or already finished.
-func (t *tracker) finish(seq uint64) bool {
+func (t *tracker) at(pos int) *trackEntry { return &t.ring[(t.head+pos)&(len(t.ring)-1)] }
+
+// finish marks the entry with the given sequence number done and returns
+// its size. It reports false if the sequence number is unknown or already
+// finished.
+func (t *tracker) finish(seq uint64) (int64, bool) {
 	if seq < t.seq || seq >= t.seq+uint64(t.n) {
-		return false
+		return 0, false
 	}
-	e := &t.ring[(t.head+int(seq-t.seq))&(len(t.ring)-1)]
+	pos := int(seq - t.seq)
+	e := t.at(pos)
 	if e.done {
-		return false
+		return 0, false
 	}
+	size := int64(e.size)
 	e.done = true
 	t.bytes -= int64(e.size)
 	t.pending--
-	for t.n > 0 && t.ring[t.head].done {
-		t.ring[t.head] = trackEntry{}
+	t.maxDone = max(t.maxDone, e.offset)
+	// runs counts the finished entries that start a run of consecutive
+	// offsets: those whose ring predecessor is not a finished entry at
+	// the offset just below.
+	if t.startsRun(pos) {
+		t.runs++
+	}
+	if pos+1 < t.n {
+		if nx := t.at(pos + 1); nx.done && nx.offset == e.offset+1 {
+			t.runs-- // it started a run; now it continues e's
+		}
+	}
+	if pos > 0 {
+		return size, true
+	}
+	// The head finished: it and the finished entries after it are popped.
+	prev := int64(-1)
+	for first := true; t.n > 0 && t.ring[t.head].done; first = false {
+		h := &t.ring[t.head]
+		if first || h.offset != prev+1 {
+			t.runs--
+		}
+		prev = h.offset
+		*h = trackEntry{}
 		t.head = (t.head + 1) & (len(t.ring) - 1)
 		t.n--
 		t.seq++
 	}
-	return true
+	return size, true
 }
+
+// startsRun reports whether the finished entry at pos starts a run.
+func (t *tracker) startsRun(pos int) bool {
+	if pos == 0 {
+		return true
+	}
+	p := t.at(pos - 1)
+	return !p.done || p.offset+1 != t.at(pos).offset
+}
+
+// headOffset is the lowest unfinished offset; ok is false when nothing is
+// unfinished.
+func (t *tracker) headOffset() (int64, bool) {
+	if t.n == 0 {
+		return 0, false
+	}
+	return t.ring[t.head].offset, true
+}
+
+// span is the number of offsets from the lowest unfinished one to the
+// newest received one, inclusive; 0 when nothing is unfinished.
+func (t *tracker) span() int64 {
+	if t.n == 0 {
+		return 0
+	}
+	return t.next - t.ring[t.head].offset
+}
+
+// mapRuns bounds the runs an offset map of the lane could ever have to
+// encode without the lane receiving more: the runs now, one more per
+// unfinished record (finishing one can split a gap in two), and the
+// inherited runs.
+func (t *tracker) mapRuns() int { return t.runs + t.pending + len(t.inherited) }
 
 // watermark returns the offset to commit (the lowest unfinished offset, or
 // the last received offset + 1 when nothing is unfinished) and the leader
@@ -148,22 +256,36 @@ func (t *tracker) oldest() (time.Time, bool) {
 	return time.Time{}, true
 }
 
-// offsetMap encodes the finished offsets above the watermark as commit
-// metadata (see encodeOffsetMap); "" when there are none.
-func (t *tracker) offsetMap() string {
-	if t.n < 2 {
-		return ""
-	}
-	base := t.ring[t.head].offset
-	i := 1
-	return encodeOffsetMap(base, func() (int64, bool) {
-		for ; i < t.n; i++ {
-			e := &t.ring[(t.head+i)&(len(t.ring)-1)]
-			if e.done {
-				i++
-				return e.offset, true
-			}
+// doneRuns calls fn for each run of finished offsets above the watermark,
+// in order: the finished entries of the ring, then the inherited runs not
+// received yet. Consecutive offsets are merged into one run.
+func (t *tracker) doneRuns(fn func(offRun) bool) {
+	var cur offRun
+	emit := func(r offRun) bool {
+		if cur.n > 0 && r.start == cur.end() {
+			cur.n += r.n
+			return true
 		}
-		return 0, false
-	})
+		if cur.n > 0 && !fn(cur) {
+			return false
+		}
+		cur = r
+		return true
+	}
+	for i := 1; i < t.n; i++ {
+		if e := t.at(i); e.done && !emit(offRun{e.offset, 1}) {
+			return
+		}
+	}
+	for _, r := range t.inherited {
+		if r.start < t.next { // partly received: the ring has that part
+			r = offRun{start: t.next, n: r.end() - t.next}
+		}
+		if r.n > 0 && !emit(r) {
+			return
+		}
+	}
+	if cur.n > 0 {
+		fn(cur)
+	}
 }

@@ -10,8 +10,9 @@ import (
 // ever added, in add order (so in offset order), indexed by sequence number.
 // lo only saves rescanning: every entry below it is finished.
 type trackerModel struct {
-	entries []modelEntry
-	lo      int
+	entries   []modelEntry
+	lo        int
+	inherited []offRun // the previous owner's done set, as given
 }
 
 type modelEntry struct {
@@ -138,15 +139,83 @@ func checkTracker(t testing.TB, tr *tracker, m *trackerModel) {
 	if tr.n > 0 && tr.ring[tr.head].done {
 		t.Fatalf("ring head (seq %d) is finished but was not popped", tr.seq)
 	}
+
+	// What the bounds and the offset map read: span, highest finished
+	// offset, runs of consecutive finished offsets above the watermark.
+	var wantSpan int64
+	var wantRuns []offRun
+	maxDone := int64(-1)
+	for i, e := range m.entries {
+		if e.done {
+			maxDone = max(maxDone, e.offset)
+		}
+		if first < 0 || i <= first || !e.done {
+			continue
+		}
+		if k := len(wantRuns); k > 0 && wantRuns[k-1].end() == e.offset {
+			wantRuns[k-1].n++
+		} else {
+			wantRuns = append(wantRuns, offRun{start: e.offset, n: 1})
+		}
+	}
+	next := int64(-1)
+	if last, ok := m.last(); ok {
+		next = last + 1
+	}
+	for _, r := range m.inherited {
+		if r.start < next {
+			r = offRun{start: next, n: r.end() - next}
+		}
+		if r.n <= 0 {
+			continue
+		}
+		if k := len(wantRuns); k > 0 && wantRuns[k-1].end() == r.start {
+			wantRuns[k-1].n += r.n
+		} else {
+			wantRuns = append(wantRuns, r)
+		}
+	}
+	if first >= 0 {
+		last, _ := m.last()
+		wantSpan = last + 1 - m.entries[first].offset
+	}
+	if tr.span() != wantSpan {
+		t.Fatalf("span() = %d, want %d", tr.span(), wantSpan)
+	}
+	if tr.maxDone != maxDone {
+		t.Fatalf("maxDone = %d, want %d", tr.maxDone, maxDone)
+	}
+	ringRuns := 0
+	for i := first + 1; first >= 0 && i < len(m.entries); i++ {
+		if m.entries[i].done && !(m.entries[i-1].done && m.entries[i-1].offset+1 == m.entries[i].offset) {
+			ringRuns++
+		}
+	}
+	if tr.runs != ringRuns {
+		t.Fatalf("runs = %d, want %d", tr.runs, ringRuns)
+	}
+	var gotRuns []offRun
+	tr.doneRuns(func(r offRun) bool { gotRuns = append(gotRuns, r); return true })
+	if len(gotRuns) != len(wantRuns) {
+		t.Fatalf("doneRuns = %v, want %v", gotRuns, wantRuns)
+	}
+	for i := range gotRuns {
+		if gotRuns[i] != wantRuns[i] {
+			t.Fatalf("doneRuns = %v, want %v", gotRuns, wantRuns)
+		}
+	}
 }
 
 // finishBoth finishes seq in both and checks they agree on the result.
 func finishBoth(t testing.TB, tr *tracker, m *trackerModel, seq uint64) bool {
 	t.Helper()
 	want := seq < uint64(len(m.entries)) && !m.entries[seq].done
-	got := tr.finish(seq)
+	size, got := tr.finish(seq)
 	if got != want {
 		t.Fatalf("finish(%d) = %v, want %v", seq, got, want)
+	}
+	if got && size != int64(m.entries[seq].size) {
+		t.Fatalf("finish(%d) size = %d, want %d", seq, size, m.entries[seq].size)
 	}
 	if want {
 		m.finish(seq)
@@ -167,6 +236,15 @@ func addBoth(t testing.TB, tr *tracker, m *trackerModel, offset int64, epoch int
 	want := m.add(offset, epoch, size, ts)
 	if seq != want {
 		t.Fatalf("add(%d) seq = %d, want %d", offset, seq, want)
+	}
+	inModel := false
+	for _, r := range m.inherited {
+		inModel = inModel || (offset >= r.start && offset < r.end())
+	}
+	if got := tr.inheritedDone(offset); got != inModel {
+		t.Fatalf("inheritedDone(%d) = %v, want %v", offset, got, inModel)
+	} else if got {
+		finishBoth(t, tr, m, seq) // as lane.add does: the previous owner finished it
 	}
 	return seq
 }
@@ -227,6 +305,15 @@ func FuzzTracker(f *testing.F) {
 		m := &trackerModel{}
 		base := int64(r.next()) << 32
 		var epoch int32
+		// The previous owner's done set: up to 3 runs above base.
+		o := base
+		for range r.next() % 4 {
+			o += int64(r.next()%8) + 1
+			run := offRun{start: o, n: int64(r.next()%16) + 1}
+			m.inherited = append(m.inherited, run)
+			o = run.end()
+		}
+		tr.inherit(append([]offRun(nil), m.inherited...))
 		checkTracker(t, tr, m)
 
 		nextOffset := func(gap int64) int64 {
@@ -333,7 +420,10 @@ func TestTrackerEmpty(t *testing.T) {
 	if _, ok := tr.oldest(); ok {
 		t.Fatal("oldest() ok on an empty tracker")
 	}
-	if tr.finish(0) || tr.finish(1) {
+	if _, ok := tr.finish(0); ok {
+		t.Fatal("finish on an empty tracker succeeded")
+	}
+	if _, ok := tr.finish(1); ok {
 		t.Fatal("finish on an empty tracker succeeded")
 	}
 	if tr.pending != 0 || tr.bytes != 0 {
@@ -400,7 +490,7 @@ func TestTrackerGaps(t *testing.T) {
 	checkTracker(t, tr, m)
 	finishBoth(t, tr, m, s30)
 	for _, seq := range []uint64{s10, s13, s20, s30, s30 + 1, 1 << 40} {
-		if tr.finish(seq) {
+		if _, ok := tr.finish(seq); ok {
 			t.Fatalf("finish(%d) of a finished or unknown seq succeeded", seq)
 		}
 	}

@@ -184,6 +184,17 @@ func (c *Consumer) Start(ctx context.Context) error {
 	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
+		// franz-go's own logs go to the same logger, its warnings and
+		// errors at a bounded rate (an unreachable broker would log every
+		// few seconds forever). Its client metrics (kprom) cost about 3%
+		// of no-op throughput, so they are opt-in: see docs/metrics.md.
+		kgo.WithLogger(c.logs.kgoLogger()),
+		kgo.WithHooks(&brokerHooks{c: c}),
+	}
+	opts = append(opts, cfg.KgoOpts...)
+	// What Ordo's guarantees rest on comes last, so that no KgoOpt can
+	// replace it (New refuses those that try, with a reason).
+	opts = append(opts,
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics...),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
@@ -194,14 +205,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 		kgo.OnPartitionsAssigned(c.onAssigned),
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),
-		// franz-go's own logs go to the same logger, its warnings and
-		// errors at a bounded rate (an unreachable broker would log every
-		// few seconds forever). Its client metrics (kprom) cost about 3%
-		// of no-op throughput, so they are opt-in: see docs/metrics.md.
-		kgo.WithLogger(c.logs.kgoLogger()),
-		kgo.WithHooks(&brokerHooks{c: c}),
-	}
-	opts = append(opts, cfg.KgoOpts...)
+	)
 	// The group may assign partitions as soon as the client exists: the
 	// lanes' parent context must be ready before.
 	c.workCtx, c.cancelW = context.WithCancel(context.WithoutCancel(ctx))

@@ -17,39 +17,40 @@ import (
 // another balancer, autocommit, rebalance callbacks, and the session and
 // rebalance timeouts that Config already has.
 
-// forbiddenOpt is an option Ordo owns: how to see that an option set it,
-// and what to say.
+// forbiddenOpt is an option Ordo owns: how to see that an option set it
+// (v is its value in a probe client given the option, base in a probe
+// without it), and what to say.
 type forbiddenOpt struct {
 	opt  any // the kgo option function, as OptValue takes it
-	set  func(v any) bool
+	set  func(v, base any) bool
 	what string
 }
 
-func nonZero(v any) bool {
+func nonZero(v, _ any) bool {
 	if v == nil {
 		return false
 	}
 	rv := reflect.ValueOf(v)
 	switch rv.Kind() {
-	case reflect.Func, reflect.Map, reflect.Slice, reflect.Pointer, reflect.Interface:
-		return !rv.IsNil() && (rv.Kind() != reflect.Slice && rv.Kind() != reflect.Map || rv.Len() > 0)
+	case reflect.Func, reflect.Pointer, reflect.Interface:
+		return !rv.IsNil()
+	case reflect.Map, reflect.Slice:
+		return rv.Len() > 0
 	}
 	return !rv.IsZero()
 }
 
+func isTrue(v, _ any) bool { b, _ := v.(bool); return b }
+
+func differs(v, base any) bool { return v != base }
+
 var forbiddenOpts = []forbiddenOpt{
 	{kgo.ConsumerGroup, nonZero, "sets the consumer group: use Config.Group"},
 	{kgo.ConsumeTopics, nonZero, "sets the topics: use Config.Topics"},
-	{kgo.ConsumeRegex, func(v any) bool { b, _ := v.(bool); return b }, "consumes by regex: list the topics in Config.Topics"},
+	{kgo.ConsumeRegex, isTrue, "consumes by regex: list the topics in Config.Topics"},
 	{kgo.ConsumePartitions, nonZero, "assigns partitions directly: Ordo consumes through its group"},
-	{kgo.AutoCommitMarks, func(v any) bool { b, _ := v.(bool); return b }, "turns on autocommit: Ordo commits only finished records itself"},
-	{kgo.AutoCommitCallback, nonZero, "sets an autocommit callback: Ordo commits itself (see Config.OnCommit)"},
-	{kgo.GreedyAutoCommit, func(v any) bool { b, _ := v.(bool); return b }, "turns on greedy autocommit: Ordo commits only finished records itself"},
-	{kgo.OnPartitionsAssigned, nonZero, "replaces Ordo's assignment callback"},
-	{kgo.OnPartitionsRevoked, nonZero, "replaces Ordo's revoke callback, which drains and commits"},
-	{kgo.OnPartitionsLost, nonZero, "replaces Ordo's lost-partition callback, which fences the lanes"},
 	{kgo.AdjustFetchOffsetsFn, nonZero, "moves fetch offsets behind Ordo's offset tracker"},
-	{kgo.Balancers, func(v any) bool {
+	{kgo.Balancers, func(v, _ any) bool {
 		bs, _ := v.([]kgo.GroupBalancer)
 		for _, b := range bs {
 			if b.ProtocolName() != "cooperative-sticky" {
@@ -58,35 +59,104 @@ var forbiddenOpts = []forbiddenOpt{
 		}
 		return false
 	}, "sets another balancer: Ordo's revoke protocol needs cooperative-sticky"},
-	{kgo.SessionTimeout, func(v any) bool { d, _ := v.(time.Duration); return d != 45*time.Second }, "sets the session timeout: use Config.SessionTimeout"},
-	{kgo.RebalanceTimeout, func(v any) bool { d, _ := v.(time.Duration); return d != 60*time.Second }, "sets the rebalance timeout: use Config.RebalanceTimeout"},
+	{kgo.SessionTimeout, differs, "sets the session timeout: use Config.SessionTimeout"},
+	{kgo.RebalanceTimeout, differs, "sets the rebalance timeout: use Config.RebalanceTimeout"},
 }
 
 var errProbe = errors.New("ordo: option probe does not connect")
 
+// groupOnly are the options franz-go accepts only in a group, and reports
+// in one: they are probed in a group of the probe's own, against a grouped
+// probe without them (its commit callback defaulted). The rebalance
+// callbacks are also group-only, but a group wraps them: an option valid
+// only in a group that changes none of these (nor DisableAutoCommit, which
+// Ordo sets anyway) is one of them.
+var groupOnly = []forbiddenOpt{
+	{kgo.AutoCommitMarks, isTrue, "turns on autocommit: Ordo commits only finished records itself"},
+	{kgo.GreedyAutoCommit, isTrue, "turns on greedy autocommit: Ordo commits only finished records itself"},
+	{kgo.AutoCommitCallback, func(v, base any) bool { return funcPtr(v) != funcPtr(base) }, "sets an autocommit callback: Ordo commits itself (see Config.OnCommit)"},
+}
+
+func funcPtr(v any) uintptr {
+	rv := reflect.ValueOf(v)
+	if !rv.IsValid() || rv.Kind() != reflect.Func || rv.IsNil() {
+		return 0
+	}
+	return rv.Pointer()
+}
+
 // checkKgoOpts returns an error for each option Ordo owns. Each option is
-// applied to a client of its own that cannot dial, and read back with
-// kgo's OptValue; nothing connects.
+// applied to a probe client of its own that consumes nothing and cannot
+// dial, and read back with kgo's OptValue against a probe without it;
+// nothing connects.
 func checkKgoOpts(opts []kgo.Opt) []error {
-	var errs []error
+	if len(opts) == 0 {
+		return nil
+	}
 	noDial := kgo.Dialer(func(context.Context, string, string) (net.Conn, error) { return nil, errProbe })
+	probe := func(grouped bool, opt ...kgo.Opt) (*kgo.Client, error) {
+		all := []kgo.Opt{kgo.HeartbeatInterval(time.Millisecond)}
+		if grouped {
+			all = append(all, kgo.ConsumerGroup("ordo-option-probe"))
+		}
+		all = append(all, opt...)
+		return kgo.NewClient(append(all, noDial)...)
+	}
+	var errs []error
 	for i, opt := range opts {
 		field := fmt.Sprintf("KgoOpts[%d]", i)
 		if opt == nil {
 			errs = append(errs, &FieldError{Field: field, Reason: "is nil"})
 			continue
 		}
-		cl, err := kgo.NewClient(opt, noDial)
+		reasons, err := probeOpt(probe, opt)
 		if err != nil {
 			errs = append(errs, &FieldError{Field: field, Reason: fmt.Sprintf("is not a valid franz-go option: %v", err)})
-			continue
 		}
-		for _, f := range forbiddenOpts {
-			if f.set(cl.OptValue(f.opt)) {
-				errs = append(errs, &FieldError{Field: field, Reason: f.what})
-			}
+		for _, r := range reasons {
+			errs = append(errs, &FieldError{Field: field, Reason: r})
 		}
-		cl.Close()
 	}
 	return errs
 }
+
+// probeOpt returns what Ordo-owned settings opt changes.
+func probeOpt(probe func(bool, ...kgo.Opt) (*kgo.Client, error), opt kgo.Opt) ([]string, error) {
+	grouped := false
+	cl, err := probe(false, opt)
+	if err != nil {
+		grouped = true
+		if cl, err = probe(true, opt); err != nil {
+			return nil, err
+		}
+	}
+	defer cl.Close()
+	base, err := probe(grouped)
+	if err != nil {
+		return nil, err
+	}
+	defer base.Close()
+	if g, _ := cl.OptValue(kgo.ConsumerGroup).(string); !grouped && g != "" {
+		// A group of its own (its callbacks now wrapped by franz-go).
+		return []string{forbiddenOpts[0].what}, nil
+	}
+	list := forbiddenOpts
+	if grouped {
+		list = groupOnly
+	}
+	var out []string
+	for _, f := range list {
+		if f.set(cl.OptValue(f.opt), base.OptValue(f.opt)) {
+			out = append(out, f.what)
+		}
+	}
+	if grouped && len(out) == 0 && cl.OptValue(kgo.DisableAutoCommit) == base.OptValue(kgo.DisableAutoCommit) {
+		// Valid only in a group, and none of the group-only settings
+		// that franz-go reports: what is left are the rebalance
+		// callbacks, which a group wraps out of sight.
+		out = append(out, callbackReason)
+	}
+	return out, nil
+}
+
+const callbackReason = "sets a rebalance callback (OnPartitionsAssigned, OnPartitionsRevoked or OnPartitionsLost): Ordo drains, commits and fences partitions in its own"

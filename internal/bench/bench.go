@@ -8,6 +8,13 @@
 //     in another process, each side in its own process (so that its peak RSS
 //     and its garbage collection are its own), alternated, median of each.
 //     value is Ordo's records/s, baseline raw franz-go's.
+//   - inproc-throughput: the same comparison in one process, as a user's
+//     harness would run it: the broker (kfake), a raw franz-go poll loop and
+//     Ordo in this process, one side at a time, each joining a new group
+//     (the join is timed), timed until the last record reaches the
+//     processor; CPU per record from getrusage around each side (the
+//     broker's share is billed to both alike). value is Ordo's records/s,
+//     baseline raw franz-go's.
 //   - pc-volume-*: Confluent Parallel Consumer's published volume test:
 //     records on one partition, each taking a random 0-5 ms, concurrency 100,
 //     in key order (with 1 to 10,000 keys), partition order and no order.
@@ -35,6 +42,7 @@ import (
 // Scenario names.
 const (
 	ScenarioNoop        = "noop-throughput"
+	ScenarioInProc      = "inproc-throughput"
 	ScenarioPCKey1      = "pc-volume-key-1"
 	ScenarioPCKey10     = "pc-volume-key-10"
 	ScenarioPCKey100    = "pc-volume-key-100"
@@ -83,7 +91,7 @@ var pcScenarios = map[string]pcScenario{
 
 // Names returns every scenario, in the order they run.
 func Names() []string {
-	return []string{ScenarioNoop, ScenarioPCKey1, ScenarioPCKey10, ScenarioPCKey100, ScenarioPCKey1000,
+	return []string{ScenarioNoop, ScenarioInProc, ScenarioPCKey1, ScenarioPCKey10, ScenarioPCKey100, ScenarioPCKey1000,
 		ScenarioPCKey10000, ScenarioPCPartition, ScenarioPCUnordered}
 }
 
@@ -173,6 +181,15 @@ type Result struct {
 	Detail  string `json:"detail,omitempty"`
 	Records int    `json:"records,omitempty"`
 
+	// noop-throughput and inproc-throughput: CPU per record of each side
+	// (medians) and their ratio, the other half of the target.
+	OrdoCPUNs float64 `json:"ordo_cpu_ns_per_record,omitempty"`
+	RawCPUNs  float64 `json:"raw_cpu_ns_per_record,omitempty"`
+	CPURatio  float64 `json:"cpu_ratio,omitempty"`
+	// inproc-throughput: Ordo's rate until every record is finished and
+	// marked (value is until the last one reached the processor).
+	OrdoDoneRate float64 `json:"ordo_done_records_per_s,omitempty"`
+
 	// noop-throughput: the sides' peak RSS (the highest of their runs) and
 	// each run's records/s.
 	OrdoRSSMiB  float64   `json:"ordo_rss_mib,omitempty"`
@@ -222,7 +239,7 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	}
 	want := map[string]bool{}
 	for _, n := range names {
-		if n != ScenarioNoop && pcScenarios[n] == (pcScenario{}) {
+		if n != ScenarioNoop && n != ScenarioInProc && pcScenarios[n] == (pcScenario{}) {
 			return Report{}, fmt.Errorf("bench: unknown scenario %q", n)
 		}
 		want[n] = true
@@ -247,9 +264,12 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 			r   Result
 			err error
 		)
-		if name == ScenarioNoop {
+		switch name {
+		case ScenarioNoop:
 			r, err = runNoop(ctx, opts)
-		} else {
+		case ScenarioInProc:
+			r, err = runInProc(ctx, opts)
+		default:
 			if pcBroker == nil {
 				if pcBroker, err = devbroker.Start(devbroker.Options{Addr: "127.0.0.1:0"}); err != nil {
 					errs = append(errs, err)
@@ -307,11 +327,49 @@ func runNoop(ctx context.Context, opts Options) (Result, error) {
 			"%d partitions, %d keys, %d-byte values; broker and each side in its own process",
 			cfg.Rounds, cfg.Partitions, cfg.Keys, cfg.ValueBytes),
 	}
+	r.OrdoCPUNs, r.RawCPUNs = float64(nr.OrdoCPU.Nanoseconds()), float64(nr.RawCPU.Nanoseconds())
+	r.CPURatio = math.Round(ratio(r.OrdoCPUNs, r.RawCPUNs)*1000) / 1000
 	for _, w := range nr.Ordo {
 		r.OrdoRuns = append(r.OrdoRuns, math.Round(w.RecordsPerSecond()))
 	}
 	for _, w := range nr.Raw {
 		r.RawRuns = append(r.RawRuns, math.Round(w.RecordsPerSecond()))
+	}
+	return r, nil
+}
+
+func runInProc(ctx context.Context, opts Options) (Result, error) {
+	cfg := InProcConfig{
+		Records:  pick(opts.NoopRecords, quickNoopRecords, defaultNoopRecords, opts.Quick),
+		Rounds:   pick(opts.Rounds, quickNoopRounds, defaultNoopRounds, opts.Quick),
+		Seed:     opts.Seed,
+		Progress: opts.Progress,
+	}
+	ir, err := InProcThroughput(ctx, cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	cfg = cfg.withDefaults()
+	r := Result{
+		Name:         ScenarioInProc,
+		Value:        ir.OrdoRate,
+		Baseline:     ir.RawRate,
+		Ratio:        ratio(ir.OrdoRate, ir.RawRate),
+		Unit:         unitRecordsPerSecond,
+		Records:      ir.Records,
+		OrdoCPUNs:    float64(ir.OrdoCPUPerRecord.Nanoseconds()),
+		RawCPUNs:     float64(ir.RawCPUPerRecord.Nanoseconds()),
+		CPURatio:     math.Round(ir.CPURatio*1000) / 1000,
+		OrdoDoneRate: math.Round(ir.OrdoDoneRate),
+		Detail: fmt.Sprintf("ordo (key order, no-op processor counting with an atomic) vs raw franz-go poll loop, in one process with the broker (kfake); "+
+			"group join included, timed to the last record reaching the processor; median of %d runs per side, alternated; %d partitions, %d keys, %d-byte values",
+			cfg.Rounds, cfg.Partitions, cfg.Keys, cfg.ValueBytes),
+	}
+	for _, run := range ir.Ordo {
+		r.OrdoRuns = append(r.OrdoRuns, math.Round(float64(ir.Records)/run.Reached.Seconds()))
+	}
+	for _, run := range ir.Raw {
+		r.RawRuns = append(r.RawRuns, math.Round(float64(ir.Records)/run.Reached.Seconds()))
 	}
 	return r, nil
 }
@@ -402,8 +460,13 @@ func WriteTable(w io.Writer, rep Report) error {
 		case unitRecordsPerSecond:
 			value = "ordo " + groupDigits(r.Value) + " rec/s"
 			base = "raw " + groupDigits(r.Baseline) + " rec/s"
-			notes = fmt.Sprintf("peak RSS ordo %.0f MiB, raw %.0f MiB; %s records, median of %d",
-				r.OrdoRSSMiB, r.RawRSSMiB, groupDigits(float64(r.Records)), len(r.OrdoRuns))
+			notes = fmt.Sprintf("CPU/record ordo %.0f ns, raw %.0f ns (%.2fx); ", r.OrdoCPUNs, r.RawCPUNs, r.CPURatio)
+			if r.Name == ScenarioInProc {
+				notes += "one process, broker included; "
+			} else {
+				notes += fmt.Sprintf("peak RSS ordo %.0f MiB, raw %.0f MiB; ", r.OrdoRSSMiB, r.RawRSSMiB)
+			}
+			notes += fmt.Sprintf("%s records, median of %d", groupDigits(float64(r.Records)), len(r.OrdoRuns))
 		case unitSeconds:
 			value = fmt.Sprintf("%.3f s", r.Value)
 			base = fmt.Sprintf("limit %.3f s", r.Baseline)

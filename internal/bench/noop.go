@@ -58,6 +58,8 @@ type NoopResult struct {
 	RawRate, OrdoRate float64
 	// RawRSS and OrdoRSS are the highest peak RSS of the sides' runs, bytes.
 	RawRSS, OrdoRSS int64
+	// RawCPU and OrdoCPU are the medians of the sides' CPU per record.
+	RawCPU, OrdoCPU time.Duration
 	// ProduceRate is the rate at which the records were produced.
 	ProduceRate float64
 }
@@ -142,8 +144,8 @@ func NoopThroughput(ctx context.Context, cfg NoopConfig) (NoopResult, error) {
 			if err != nil {
 				return res, err
 			}
-			fmt.Fprintf(cfg.Progress, "noop-throughput: round %d %-4s %s records/s in %.3fs, peak RSS %.0f MiB\n",
-				round+1, side, groupDigits(wr.RecordsPerSecond()), wr.ElapsedS, mib(wr.MaxRSSBytes))
+			fmt.Fprintf(cfg.Progress, "noop-throughput: round %d %-4s %s records/s in %.3fs, CPU %.0f ns/record, peak RSS %.0f MiB\n",
+				round+1, side, groupDigits(wr.RecordsPerSecond()), wr.ElapsedS, wr.CPUS*1e9/float64(max(wr.Records, 1)), mib(wr.MaxRSSBytes))
 			if side == SideRaw {
 				res.Raw = append(res.Raw, wr)
 				res.RawRSS = max(res.RawRSS, wr.MaxRSSBytes)
@@ -155,7 +157,20 @@ func NoopThroughput(ctx context.Context, cfg NoopConfig) (NoopResult, error) {
 	}
 	res.RawRate = medianRate(res.Raw)
 	res.OrdoRate = medianRate(res.Ordo)
+	res.RawCPU = medianCPU(res.Raw)
+	res.OrdoCPU = medianCPU(res.Ordo)
 	return res, nil
+}
+
+// medianCPU is the median CPU per record of runs.
+func medianCPU(runs []WorkerResult) time.Duration {
+	v := make([]float64, len(runs))
+	for i, r := range runs {
+		if r.Records > 0 {
+			v[i] = r.CPUS * 1e9 / float64(r.Records)
+		}
+	}
+	return time.Duration(median(v))
 }
 
 func medianRate(runs []WorkerResult) float64 {

@@ -44,6 +44,9 @@ func TestNoopThroughputChildren(t *testing.T) {
 	if res.RawRSS <= 0 || res.OrdoRSS <= 0 {
 		t.Fatalf("peak RSS: raw %d, ordo %d", res.RawRSS, res.OrdoRSS)
 	}
+	if res.RawCPU <= 0 || res.OrdoCPU <= 0 {
+		t.Fatalf("CPU per record: raw %v, ordo %v", res.RawCPU, res.OrdoCPU)
+	}
 	if !strings.Contains(progress.String(), "broker child") {
 		t.Fatalf("progress lacks the broker line:\n%s", progress.String())
 	}
@@ -54,5 +57,29 @@ func TestWorkerArgsRoundTrip(t *testing.T) {
 	want := "bench worker --side ordo --brokers a:1,b:2 --topic t --group g --records 7 --cpuprofile /tmp/p"
 	if got := strings.Join(args, " "); got != want {
 		t.Fatalf("WorkerArgs = %q, want %q", got, want)
+	}
+}
+
+// The one-process comparison end to end, small: both sides see every
+// record, and rates and CPU per record come out.
+func TestInProcThroughput(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var progress strings.Builder
+	res, err := bench.InProcThroughput(ctx, bench.InProcConfig{Records: 20000, Partitions: 6, Keys: 500, Rounds: 2, Progress: &progress})
+	t.Log(progress.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Raw) != 2 || len(res.Ordo) != 2 {
+		t.Fatalf("runs: %d raw, %d ordo; want 2 each", len(res.Raw), len(res.Ordo))
+	}
+	for _, r := range res.Ordo {
+		if r.Reached <= 0 || r.Done < r.Reached || r.CPU <= 0 {
+			t.Fatalf("ordo run: reached %v, done %v, CPU %v", r.Reached, r.Done, r.CPU)
+		}
+	}
+	if res.RawRate <= 0 || res.OrdoRate <= 0 || res.RateRatio <= 0 || res.CPURatio <= 0 {
+		t.Fatalf("rates raw %g ordo %g, ratios %g %g", res.RawRate, res.OrdoRate, res.RateRatio, res.CPURatio)
 	}
 }

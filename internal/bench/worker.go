@@ -48,6 +48,9 @@ type WorkerResult struct {
 	// peak of the parent that spawned the worker (see rusageMaxRSS), so it
 	// is reported but not used.
 	RusageMaxRSSBytes int64 `json:"rusage_maxrss_bytes"`
+	// CPUS is the user and system CPU the worker process used over
+	// ElapsedS (getrusage): the broker runs in another process.
+	CPUS float64 `json:"cpu_s"`
 }
 
 // RecordsPerSecond is the side's throughput.
@@ -100,6 +103,7 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) (WorkerResult, error) {
 		res WorkerResult
 		err error
 	)
+	cpu0 := processCPU()
 	switch cfg.Side {
 	case SideRaw:
 		res, err = runRaw(ctx, cfg)
@@ -107,12 +111,16 @@ func RunWorker(ctx context.Context, cfg WorkerConfig) (WorkerResult, error) {
 		res, err = runOrdo(ctx, cfg)
 	}
 	res.Side = cfg.Side
+	if res.CPUS == 0 {
+		res.CPUS = (processCPU() - cpu0).Seconds()
+	}
 	res.MaxRSSBytes = maxRSS()
 	res.RusageMaxRSSBytes = rusageMaxRSS()
 	return res, err
 }
 
 func runRaw(ctx context.Context, cfg WorkerConfig) (WorkerResult, error) {
+	cpu0 := processCPU()
 	start := time.Now()
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(cfg.Brokers...),
@@ -136,7 +144,7 @@ func runRaw(ctx context.Context, cfg WorkerConfig) (WorkerResult, error) {
 		fetches.EachRecord(noop)
 	}
 	elapsed := time.Since(start)
-	return WorkerResult{ElapsedS: elapsed.Seconds(), Records: seen}, nil
+	return WorkerResult{ElapsedS: elapsed.Seconds(), Records: seen, CPUS: (processCPU() - cpu0).Seconds()}, nil
 }
 
 func runOrdo(ctx context.Context, cfg WorkerConfig) (WorkerResult, error) {
@@ -164,6 +172,8 @@ func runOrdo(ctx context.Context, cfg WorkerConfig) (WorkerResult, error) {
 		}
 		return sum
 	}
+	cpu0 := processCPU()
+	var cpu time.Duration
 	start := time.Now()
 	if err := cons.Start(context.WithoutCancel(ctx)); err != nil { // stopped below, with a drain
 		return WorkerResult{}, err
@@ -176,6 +186,7 @@ func runOrdo(ctx context.Context, cfg WorkerConfig) (WorkerResult, error) {
 		case <-tick.C:
 			if marked() >= cfg.Records {
 				elapsed = time.Since(start)
+				cpu = processCPU() - cpu0
 			}
 		case <-ctx.Done():
 			waitErr = fmt.Errorf("bench: ordo side marked %d of %d records: %w", marked(), cfg.Records, ctx.Err())
@@ -189,5 +200,5 @@ func runOrdo(ctx context.Context, cfg WorkerConfig) (WorkerResult, error) {
 	if waitErr != nil {
 		return WorkerResult{Records: n}, errors.Join(waitErr, stopErr)
 	}
-	return WorkerResult{ElapsedS: elapsed.Seconds(), Records: n}, stopErr
+	return WorkerResult{ElapsedS: elapsed.Seconds(), Records: n, CPUS: cpu.Seconds()}, stopErr
 }

@@ -38,9 +38,10 @@ bench-quick: build ## The benchmarks' smoke version (< 30 s)
 	./$(BIN) bench --quick --out .bench/quick.json
 
 .PHONY: fuzz
-fuzz: ## Fuzz the offset tracker, the offset-map decoder and the topic parser, 30 s each
+fuzz: ## Fuzz the offset tracker, the offset-map codec and the topic parser, 30 s each
 	$(GO) test -run=XXX -fuzz=FuzzTracker -fuzztime=30s ./pkg/ordo/
 	$(GO) test -run=XXX -fuzz=FuzzOffsetMapDecode -fuzztime=30s ./pkg/ordo/
+	$(GO) test -run=XXX -fuzz=FuzzOffsetMapRoundTrip -fuzztime=30s ./pkg/ordo/
 	$(GO) test -run=XXX -fuzz=FuzzParse -fuzztime=30s ./pkg/topics/
 
 .PHONY: lint

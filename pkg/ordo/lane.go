@@ -43,8 +43,8 @@ import (
 //
 // # Locking
 //
-// Lock order: Consumer.commitMu, then Consumer.mu, then lane.mu, then
-// metrics.mu. lane.mu guards every field below it. The runner reads its
+// Lock order: the consumer's commit semaphore, then Consumer.mu, then
+// metrics.mu, then lane.mu. lane.mu guards every field below it. The runner reads its
 // claimed chunk without the lock; the chunk is its own until it ends it
 // under the lock, or until a steal, which takes the chunk's unstarted part
 // under the lock after winning a compare-and-swap on the runner's state

@@ -48,6 +48,10 @@ const (
 	mapKindBitset = 1
 	mapDeflated   = 0x80
 
+	// deflateOver is the body size above which compression is tried (a
+	// small map fits anyway, and a compressor costs a few hundred KB).
+	deflateOver = 512
+
 	// maxDecodedOffsets bounds what a decoded map may list, and
 	// maxInflated the size a compressed body may inflate to.
 	maxDecodedOffsets = 1 << 22
@@ -113,7 +117,7 @@ func encodeRuns(base int64, runs []offRun) string {
 	if bs, ok := bitsetBody(base, runs, len(best)); ok {
 		best = bs
 	}
-	if len(best) > 64 {
+	if len(best) > deflateOver {
 		if z := deflate(best); len(z) < len(best) {
 			best = z
 		}

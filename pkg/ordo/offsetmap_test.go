@@ -231,3 +231,48 @@ func FuzzOffsetMapDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzOffsetMapRoundTrip: any done set encodes within the bound, and
+// decodes to exactly what was kept: a prefix of the runs, the rest counted
+// as dropped.
+func FuzzOffsetMapRoundTrip(f *testing.F) {
+	f.Add(int64(0), []byte{1, 1, 2, 3, 255, 255, 9, 1}, uint16(4096))
+	f.Add(int64(1<<40), []byte{0, 0, 0, 0}, uint16(300))
+	f.Fuzz(func(t *testing.T, base int64, shape []byte, maxLen uint16) {
+		if base < 0 || base > 1<<50 || maxLen < 256 {
+			return
+		}
+		var runs []offRun
+		o := base
+		for i := 0; i+1 < len(shape); i += 2 {
+			o += int64(shape[i]) + 1 // gaps of at least one unfinished offset
+			r := offRun{start: o, n: int64(shape[i+1])%64 + 1}
+			runs = append(runs, r)
+			o = r.end()
+		}
+		md, dropped := encodeOffsetMap(base, runs, int(maxLen))
+		if len(md) > int(maxLen) {
+			t.Fatalf("map of %d bytes > %d", len(md), maxLen)
+		}
+		got, err := decodeOffsetMap(md, base)
+		if err != nil {
+			t.Fatalf("decoding what was encoded: %v", err)
+		}
+		var want, kept int64
+		for _, r := range runs {
+			want += r.n
+		}
+		gotSet := offsetsOf(got)
+		kept = int64(len(gotSet))
+		if kept+dropped != want {
+			t.Fatalf("kept %d + dropped %d != %d", kept, dropped, want)
+		}
+		// What was kept is exactly the first kept offsets of the set.
+		all := offsetsOf(runs)
+		for off := range gotSet {
+			if !all[off] {
+				t.Fatalf("invented offset %d", off)
+			}
+		}
+	})
+}

@@ -10,7 +10,7 @@ import "time"
 //   - a worker that goes straight from one call to the next uses the end of
 //     the previous call as the start of the next: one read per call;
 //   - after a call faster than fastCall, the next calls are timed as a
-//     group of up to groupSize with one read at the end (and while groups
+//     group of up to eight, then 16, 32 and 64 while groups stay fast, with one read at the end (and while groups
 //     stay fast, the next group starts at once). The group's
 //     elapsed time is exact. If its mean is still fast, each call is
 //     counted at the mean; if not, one call (the slow one) is counted at the
@@ -28,6 +28,7 @@ type callTimer struct {
 	inGroup bool
 	gStart  time.Time
 	gCalls  int
+	gSize   int // calls in a full group: doubles while groups stay fast
 	fast    float64 // duration of the last call timed alone, when fast
 
 	pending []observation // applied to the lane's counts under its lock
@@ -39,8 +40,9 @@ type observation struct {
 }
 
 const (
-	fastCall  = 20e-6 // seconds
-	groupSize = 8
+	fastCall     = 20e-6 // seconds
+	minGroupSize = 8
+	maxGroupSize = 64
 )
 
 func (ct *callTimer) begin() {
@@ -57,7 +59,7 @@ func (ct *callTimer) begin() {
 func (ct *callTimer) end() {
 	if ct.inGroup {
 		ct.gCalls++
-		if ct.gCalls == groupSize {
+		if ct.gCalls >= max(ct.gSize, minGroupSize) {
 			ct.closeGroup(ct.now(), true)
 		}
 		return
@@ -84,11 +86,17 @@ func (ct *callTimer) closeGroup(end time.Time, reopen bool) {
 	mean := elapsed / float64(k)
 	if mean < 2*fastCall || k == 1 {
 		ct.pending = append(ct.pending, observation{mean, uint64(k)})
+		if mean < fastCall {
+			ct.gSize = min(2*max(ct.gSize, minGroupSize), maxGroupSize)
+		} else {
+			ct.gSize = minGroupSize
+		}
 		if reopen && mean < fastCall {
 			ct.inGroup, ct.gStart, ct.gCalls = true, end, 0
 		}
 		return
 	}
+	ct.gSize = minGroupSize
 	fast := min(ct.fast, mean)
 	ct.pending = append(ct.pending,
 		observation{fast, uint64(k - 1)},

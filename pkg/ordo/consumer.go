@@ -64,9 +64,10 @@ type Consumer struct {
 	epochs  atomic.Uint64
 	mapMax  atomic.Int64 // the largest offset map to commit (lowered if the broker refuses one)
 
-	cl      *kgo.Client
-	workCtx context.Context // parent of every lane context
-	cancelW context.CancelFunc
+	cl           *kgo.Client
+	clientCancel context.CancelFunc // cancels the client's own context
+	workCtx      context.Context    // parent of every lane context
+	cancelW      context.CancelFunc
 
 	mu       sync.RWMutex // guards lanes, retiring, stopLanes and final
 	lanes    map[tp]*lane
@@ -194,7 +195,9 @@ func (c *Consumer) Start(ctx context.Context) error {
 	opts = append(opts, cfg.KgoOpts...)
 	// What Ordo's guarantees rest on comes last, so that no KgoOpt can
 	// replace it (New refuses those that try, with a reason).
+	clientCtx, clientCancel := context.WithCancel(context.Background())
 	opts = append(opts,
+		kgo.WithContext(clientCtx),
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(cfg.Topics...),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
@@ -212,9 +215,11 @@ func (c *Consumer) Start(ctx context.Context) error {
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		c.cancelW()
+		clientCancel()
 		return fmt.Errorf("ordo: creating kafka client: %w", err)
 	}
 	c.cl = cl
+	c.clientCancel = clientCancel
 	c.router.producer = cl
 	c.started = true
 
@@ -326,15 +331,23 @@ func (c *Consumer) stop(ctx context.Context, cancelWork, waitWatcher bool) error
 		c.stopErr = c.doStop(ctx, cancelWork)
 		close(c.stopped)
 	})
-	select {
-	case <-c.stopped:
-	case <-ctx.Done():
+	// A concurrent call waits for the first, until its own ctx ends.
+	if !waitOr(ctx, c.stopped) && !isClosed(c.stopped) {
 		return ctx.Err()
 	}
 	if waitWatcher {
 		<-c.watchDone
 	}
 	return c.stopErr
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // waitOr waits for ch until ctx ends; it reports whether ch closed.
@@ -391,8 +404,13 @@ func (c *Consumer) doStop(ctx context.Context, cancelWork bool) error {
 	c.cl.AllowRebalance()
 	if err := c.cl.LeaveGroupContext(ctx); err != nil && ctx.Err() != nil {
 		errs = append(errs, fmt.Errorf("ordo: leaving the group: %w", err))
+		// Out of time: cancel the client's own context, which Close would
+		// otherwise use for a leave of its own that an unanswering
+		// coordinator holds forever.
+		c.clientCancel()
 	}
 	c.cl.Close()
+	c.clientCancel()
 	c.watch.close()
 	// 6. Wait for the workers.
 	c.cancelW()

@@ -4,6 +4,7 @@ package ordo_test
 // held broker requests, log capture and a per-member ledger.
 
 import (
+	"fmt"
 	"context"
 	"errors"
 	"log/slog"
@@ -82,6 +83,7 @@ type logRecord struct {
 	at    time.Time
 	level slog.Level
 	msg   string
+	attrs string // key=value ...
 }
 
 // logCapture is a slog handler that keeps the lines whose message starts
@@ -101,8 +103,13 @@ func (h *logCapture) Handle(_ context.Context, r slog.Record) error {
 	if !keep {
 		return nil
 	}
+	var attrs strings.Builder
+	r.Attrs(func(a slog.Attr) bool {
+		fmt.Fprintf(&attrs, "%s=%v ", a.Key, a.Value)
+		return true
+	})
 	h.mu.Lock()
-	h.recs = append(h.recs, logRecord{at: time.Now(), level: r.Level, msg: r.Message})
+	h.recs = append(h.recs, logRecord{at: time.Now(), level: r.Level, msg: r.Message, attrs: attrs.String()})
 	h.mu.Unlock()
 	return nil
 }

@@ -5,6 +5,8 @@ package ordo_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -219,6 +221,44 @@ func stopBoth(t *testing.T, cs ...*ordo.Consumer) {
 	for range cs {
 		if err := <-errs; err != nil {
 			t.Logf("stop: %v", err)
+		}
+	}
+}
+
+// TestStopLogsWhatItCouldNotCommit: when the coordinator does not answer
+// the final commit, Stop still returns by its deadline and logs, at error
+// level, each partition it could not commit with the offset it meant to
+// commit: what the next owner will process again.
+func TestStopLogsWhatItCouldNotCommit(t *testing.T) {
+	c := newCluster(t, 2, "t")
+	produce(t, c.ListenAddrs(), "t", 100, 10, 1)
+	var processed atomic.Int64
+	proc := ordo.ProcessorFunc(func(context.Context, *kgo.Record) error { processed.Add(1); return nil })
+	logs := &logCapture{prefixes: []string{"could not commit"}}
+	cfg := baseConfig(c.ListenAddrs(), "g", proc, "t")
+	cfg.Logger = slog.New(logs)
+	cfg.CommitInterval = time.Hour // only the stop commits
+	cons := startConsumer(t, cfg)
+	waitFor(t, 30*time.Second, "100 records", func() bool { return processed.Load() == 100 })
+	holdRequests(t, c, kmsg.OffsetCommit, newReleaser())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	err := cons.Stop(ctx)
+	if took := time.Since(start); err == nil || took > time.Second+stopSlack {
+		t.Errorf("Stop = %v after %s; want a deadline error within %s", err, took, time.Second+stopSlack)
+	}
+	line, ok := logs.find("could not commit", start)
+	if !ok || line.level != slog.LevelError {
+		t.Fatalf("no error line naming what was not committed (found %v: %+v)", ok, line)
+	}
+	var want []string
+	for _, l := range cons.Lanes() {
+		want = append(want, fmt.Sprintf("t/%d@%d", l.Partition, l.Watermark))
+	}
+	for _, w := range want {
+		if !strings.Contains(line.attrs, w) {
+			t.Errorf("the line %q does not name %s", line.attrs, w)
 		}
 	}
 }

@@ -235,10 +235,12 @@ func (s *stream) take(n int, limit int64) segment {
 	}
 	seg := &s.segs[0]
 	k := min(n, len(seg.recs))
-	for i := range k {
-		if r := seg.recs[i]; r != nil && r.Offset >= limit {
-			k = i
-			break
+	if limit != math.MaxInt64 {
+		for i := range k {
+			if r := seg.recs[i]; r != nil && r.Offset >= limit {
+				k = i
+				break
+			}
 		}
 	}
 	out := segment{recs: seg.recs[:k:k], seq0: seg.seq0}
@@ -424,7 +426,7 @@ func (l *lane) add(recs []*kgo.Record, hw int64) {
 				"topic", l.topic, "partition", l.partition, "offset", r.Offset)
 			continue
 		}
-		if l.tr.inheritedDone(r.Offset) {
+		if len(l.tr.inherited) > 0 && l.tr.inheritedDone(r.Offset) {
 			// Finished by the partition's previous owner above its
 			// committed offset: mark it without running it again. Key
 			// order makes this safe: a record finishes only after the
@@ -814,12 +816,7 @@ func (l *lane) runStream(slot *runSlot, ct *callTimer) {
 	l.running--
 	seg := slot.chunk
 	slot.chunk = segment{}
-	for i, r := range seg.recs[:stop] {
-		if r != nil {
-			l.finishStream(seg.seq0 + uint64(i))
-			seg.recs[i] = nil // let the fetch buffer go once its records are done
-		}
-	}
+	l.finishChunk(seg.recs[:stop], seg.seq0)
 	if stop < len(seg.recs) {
 		// Stopped by the close: the rest was never started.
 		l.pending.pushFront(segment{recs: seg.recs[stop:], seq0: seg.seq0 + uint64(stop)})
@@ -1086,6 +1083,32 @@ func (l *lane) deadLetter(w *work, act action) {
 			l.mu.Lock()
 		})
 	})
+}
+
+// finishChunk marks the records of a runner's chunk finished (nil ones
+// were taken out of the stream) and lets go of them. A run of them at the
+// tracker's head, the usual case, is popped at once. l.mu is held.
+func (l *lane) finishChunk(recs []*kgo.Record, seq0 uint64) {
+	for i := 0; i < len(recs); {
+		if recs[i] == nil {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(recs) && recs[j] != nil {
+			j++
+		}
+		if seq := seq0 + uint64(i); !l.closed && seq == l.tr.seq {
+			l.finBytes += l.tr.finishHead(j - i)
+			l.finRecs += int64(j - i)
+		} else {
+			for k := i; k < j; k++ {
+				l.finishStream(seq0 + uint64(k))
+			}
+		}
+		clear(recs[i:j]) // let the fetch buffer go once its records are done
+		i = j
+	}
 }
 
 // finishStream marks a stream record finished. l.mu is held.

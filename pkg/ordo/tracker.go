@@ -197,6 +197,42 @@ func (t *tracker) finish(seq uint64) (int64, bool) {
 	return size, true
 }
 
+// finishHead finishes the n entries at the head of the ring, which must
+// be unfinished (a stream runner's chunk, run in order), and pops them
+// with the finished entries after them. It returns their total size.
+func (t *tracker) finishHead(n int) int64 {
+	n = min(n, t.n)
+	var size int64
+	last := int64(-1)
+	for i := range n {
+		e := &t.ring[(t.head+i)&(len(t.ring)-1)]
+		size += int64(e.size)
+		last = e.offset
+		e.done = false // the slot is free; add overwrites it whole
+	}
+	t.head = (t.head + n) & (len(t.ring) - 1)
+	t.n -= n
+	t.seq += uint64(n)
+	t.pending -= n
+	t.bytes -= size
+	t.maxDone = max(t.maxDone, last)
+	// The finished entries now at the head: the first started a run (its
+	// predecessor was unfinished), the others if they follow a gap.
+	prev := int64(-1)
+	for first := true; t.n > 0 && t.ring[t.head].done; first = false {
+		h := &t.ring[t.head]
+		if first || h.offset != prev+1 {
+			t.runs--
+		}
+		prev = h.offset
+		*h = trackEntry{}
+		t.head = (t.head + 1) & (len(t.ring) - 1)
+		t.n--
+		t.seq++
+	}
+	return size
+}
+
 // startsRun reports whether the finished entry at pos starts a run.
 func (t *tracker) startsRun(pos int) bool {
 	if pos == 0 {

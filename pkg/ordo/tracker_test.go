@@ -286,6 +286,7 @@ const (
 //	5 burst add:     count/8
 //	6 finish prefix: share of live entries (ascending or descending order)
 //	7 finish most:   keep every k-th live entry, finish the rest
+//	8 finish head:   up to b unfinished entries at the head, with finishHead
 func FuzzTracker(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{0, 0, 0, 10, 0})
@@ -324,7 +325,7 @@ func FuzzTracker(f *testing.F) {
 		}
 
 		for ops := 0; ops < fuzzMaxOps && !r.empty(); ops++ {
-			switch op := r.next() % 8; op {
+			switch op := r.next() % 9; op {
 			case 0: // add
 				gap := int64(r.next()%4) + 1
 				size := int32(r.next())
@@ -405,6 +406,22 @@ func FuzzTracker(f *testing.F) {
 					if i%k != 0 {
 						finishBoth(t, tr, m, seq)
 					}
+				}
+			case 8: // finishHead: up to b unfinished entries at the head, in one call
+				b := int(r.next())
+				n := 0
+				for i := m.lo; i < len(m.entries) && n < b && !m.entries[i].done; i++ {
+					n++
+				}
+				var want int64
+				for i := m.lo; i < m.lo+n; i++ {
+					want += int64(m.entries[i].size)
+				}
+				if got := tr.finishHead(n); got != want {
+					t.Fatalf("finishHead(%d) = %d bytes, want %d", n, got, want)
+				}
+				for i, lo := 0, m.lo; i < n; i++ {
+					m.finish(uint64(lo + i))
 				}
 			}
 			checkTracker(t, tr, m)

@@ -28,7 +28,7 @@ type callTimer struct {
 	inGroup bool
 	gStart  time.Time
 	gCalls  int
-	gSize   int // calls in a full group: doubles while groups stay fast
+	gSize   int     // calls in a full group: doubles while groups stay fast
 	fast    float64 // duration of the last call timed alone, when fast
 
 	pending []observation // applied to the lane's counts under its lock

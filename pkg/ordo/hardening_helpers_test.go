@@ -4,9 +4,9 @@ package ordo_test
 // held broker requests, log capture and a per-member ledger.
 
 import (
-	"fmt"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"strings"

@@ -6,8 +6,8 @@ package ordo_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"

@@ -180,9 +180,6 @@ func (c *Consumer) Start(ctx context.Context) error {
 	default:
 	}
 	cfg := c.cfg
-	if err := c.ping(ctx); err != nil {
-		return err
-	}
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		// franz-go's own logs go to the same logger, its warnings and
@@ -218,6 +215,14 @@ func (c *Consumer) Start(ctx context.Context) error {
 		clientCancel()
 		return fmt.Errorf("ordo: creating kafka client: %w", err)
 	}
+	// The group starts joining at once; meanwhile, wait for a seed broker
+	// to answer, or fail naming them.
+	if err := c.ping(ctx, cl); err != nil {
+		clientCancel() // no leave to wait for: nothing answered
+		cl.Close()
+		c.cancelW()
+		return err
+	}
 	c.cl = cl
 	c.clientCancel = clientCancel
 	c.router.producer = cl
@@ -246,15 +251,10 @@ func (c *Consumer) Start(ctx context.Context) error {
 	return nil
 }
 
-// ping waits, up to ConnectTimeout, until a seed broker answers, with a
-// client of its own that joins no group: a consumer whose brokers are all
-// unreachable fails at Start, naming them, instead of retrying in silence.
-func (c *Consumer) ping(ctx context.Context) error {
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(c.cfg.Brokers...)}, c.cfg.KgoOpts...)...)
-	if err != nil {
-		return fmt.Errorf("ordo: creating kafka client: %w", err)
-	}
-	defer cl.Close()
+// ping waits, up to ConnectTimeout, until a broker answers cl: a consumer
+// whose brokers are all unreachable fails at Start, naming them, instead of
+// retrying in silence.
+func (c *Consumer) ping(ctx context.Context, cl *kgo.Client) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
 	defer cancel()
 	retry := time.NewTimer(0)

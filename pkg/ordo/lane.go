@@ -76,6 +76,7 @@ type lane struct {
 	tr        *tracker
 	pending   stream               // received records not started, in offset order
 	streaming bool                 // a runner holds a chunk
+	runFirst  int64                // offset of the first record of the runner's chunk
 	slow      bool                 // slow mode: workers take stream records one at a time
 	keys      map[string]*keyQueue // keys blocked by a scheduled record (OrderKey)
 	single    *keyQueue            // the one queue of OrderPartition
@@ -405,6 +406,39 @@ func (l *lane) add(recs []*kgo.Record, hw int64) {
 		return
 	}
 	l.hw = hw
+	if l.tr.addable(recs) {
+		// The usual batch: every record new, none finished by a previous
+		// owner. One pass, one segment.
+		seq0, bytes := l.tr.addRecords(recs)
+		l.pending.push(segment{recs: recs, seq0: seq0})
+		nrecs, nbytes = int64(len(recs)), bytes
+	} else {
+		nrecs, nbytes = l.addEach(recs)
+	}
+	l.deps.budget.add(nrecs, nbytes)
+	if !l.paused {
+		if why := l.pauseReason(); why != "" {
+			l.pauseLocked(why)
+		}
+	} else if l.stuck() {
+		l.pending.compact() // arrived after the pause: waits as long
+	}
+	switch {
+	case nrecs == 0:
+	case l.slow:
+		for range min(int(nrecs), l.waiting) {
+			l.cond.Signal()
+		}
+	case !l.streaming && l.waiting > 0:
+		l.cond.Signal()
+	}
+	l.mu.Unlock()
+}
+
+// addEach adds records one by one: some are at or below an offset already
+// received (ignored), or finished by the previous owner (marked at once).
+// It returns the records and bytes that entered the stream. l.mu is held.
+func (l *lane) addEach(recs []*kgo.Record) (nrecs, nbytes int64) {
 	start := 0 // first record of the segment being built
 	var seq0 uint64
 	flush := func(end int) {
@@ -444,24 +478,7 @@ func (l *lane) add(recs []*kgo.Record, hw int64) {
 		nbytes += size
 	}
 	flush(len(recs))
-	l.deps.budget.add(nrecs, nbytes)
-	if !l.paused {
-		if why := l.pauseReason(); why != "" {
-			l.pauseLocked(why)
-		}
-	} else if l.stuck() {
-		l.pending.compact() // arrived after the pause: waits as long
-	}
-	switch {
-	case nrecs == 0:
-	case l.slow:
-		for range min(int(nrecs), l.waiting) {
-			l.cond.Signal()
-		}
-	case !l.streaming && l.waiting > 0:
-		l.cond.Signal()
-	}
-	l.mu.Unlock()
+	return nrecs, nbytes
 }
 
 // startLimit is the offset at or above which no record may start now: the
@@ -778,6 +795,13 @@ func (l *lane) claim(slot *runSlot) bool {
 	}
 	slot.chunk = seg
 	slot.stolen = nil
+	l.runFirst = math.MaxInt64
+	for _, r := range seg.recs {
+		if r != nil {
+			l.runFirst = r.Offset
+			break
+		}
+	}
 	l.streaming = true
 	l.running++
 	l.runner.Store(slot)
@@ -1208,8 +1232,22 @@ func (l *lane) pauseReason() string {
 }
 
 // stuck reports whether the lane holds records it cannot start until its
-// oldest unfinished record finishes.
-func (l *lane) stuck() bool { return l.tr.span() >= l.cfg.maxSpan || l.mapGated() }
+// oldest unfinished record finishes, and that record is out of the stream
+// (held, waiting for a retry, in a long call): the lane is not merely
+// behind.
+func (l *lane) stuck() bool {
+	if l.tr.span() < l.cfg.maxSpan && !l.mapGated() {
+		return false
+	}
+	head, ok := l.tr.headOffset()
+	if !ok {
+		return false
+	}
+	if r, _, ok := l.pending.first(); ok && r.Offset <= head {
+		return false // the head waits in the stream: the lane is behind
+	}
+	return !l.streaming || head < l.runFirst
+}
 
 // mapGated reports whether received records are past the offset map's
 // window and cannot start until the done set shrinks.

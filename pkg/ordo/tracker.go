@@ -1,6 +1,11 @@
 package ordo
 
-import "time"
+import (
+	"math"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
 
 // tracker is the offset tracker of one partition lane. It records every
 // offset handed to the lane, in the order the broker delivered them, and
@@ -105,20 +110,7 @@ func (t *tracker) add(offset int64, epoch int32, size int32, ts time.Time) (uint
 		return 0, false
 	}
 	if t.n == 0 {
-		// Idle: give back a ring that grew for a burst once many busy
-		// spells in a row used little of it (bursts come and go; regrowing
-		// on every one costs more than the memory).
-		if t.high < len(t.ring)/8 {
-			t.small++
-		} else {
-			t.small = 0
-		}
-		if len(t.ring) > 4*minRing && t.small >= shrinkAfter {
-			t.ring = make([]trackEntry, minRing)
-			t.head = 0
-			t.small = 0
-		}
-		t.high = 0
+		t.idle()
 	}
 	if t.n == len(t.ring) {
 		t.grow()
@@ -137,6 +129,75 @@ func (t *tracker) add(offset int64, epoch int32, size int32, ts time.Time) (uint
 	t.bytes += int64(size)
 	t.pending++
 	return seq, true
+}
+
+// addRecords adds a fetched batch whose offsets all lie above the last
+// received one, in increasing order (addable reports whether they do), in
+// one pass. It returns the first sequence number and the batch's bytes.
+func (t *tracker) addRecords(recs []*kgo.Record) (seq0 uint64, bytes int64) {
+	if len(recs) == 0 {
+		return t.seq + uint64(t.n), 0
+	}
+	if t.n == 0 {
+		t.idle()
+	}
+	for t.n+len(recs) > len(t.ring) {
+		t.grow()
+	}
+	seq0 = t.seq + uint64(t.n)
+	mask := len(t.ring) - 1
+	i := (t.head + t.n) & mask
+	for _, r := range recs {
+		size := len(r.Key) + len(r.Value)
+		bytes += int64(size)
+		var nanos int64
+		if !r.Timestamp.IsZero() {
+			nanos = r.Timestamp.UnixNano()
+		}
+		t.ring[i] = trackEntry{offset: r.Offset, epoch: r.LeaderEpoch, size: int32(min(size, math.MaxInt32)), ts: nanos}
+		i = (i + 1) & mask
+	}
+	last := recs[len(recs)-1]
+	t.n += len(recs)
+	t.high = max(t.high, t.n)
+	t.next = last.Offset + 1
+	t.nextEpoch = last.LeaderEpoch
+	t.bytes += bytes
+	t.pending += len(recs)
+	return seq0, bytes
+}
+
+// addable reports whether addRecords may take recs: offsets increasing and
+// above the last received one, and no inherited done set to consult.
+func (t *tracker) addable(recs []*kgo.Record) bool {
+	if len(t.inherited) > 0 {
+		return false
+	}
+	prev := t.next - 1
+	for _, r := range recs {
+		if r.Offset <= prev {
+			return false
+		}
+		prev = r.Offset
+	}
+	return true
+}
+
+// idle runs when a record arrives at an empty ring: it gives back a ring
+// that grew for a burst once many busy spells in a row used little of it
+// (bursts come and go; regrowing on every one costs more than the memory).
+func (t *tracker) idle() {
+	if t.high < len(t.ring)/8 {
+		t.small++
+	} else {
+		t.small = 0
+	}
+	if len(t.ring) > 4*minRing && t.small >= shrinkAfter {
+		t.ring = make([]trackEntry, minRing)
+		t.head = 0
+		t.small = 0
+	}
+	t.high = 0
 }
 
 func (t *tracker) grow() {

@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // trackerModel is the trivially correct reference for tracker: every entry
@@ -382,10 +384,37 @@ func FuzzTracker(f *testing.F) {
 				if tr.next != before.next || tr.nextEpoch != before.nextEpoch || tr.n != before.n || tr.seq != before.seq {
 					t.Fatalf("rejected add(%d) changed the tracker", offset)
 				}
-			case 5: // burst of adds
+			case 5: // burst of adds: one by one, or as one fetched batch
 				n := int(r.next())*8 + 1
-				for i := 0; i < n && len(m.entries) < fuzzMaxEntries; i++ {
-					addBoth(t, tr, m, nextOffset(int64(i%4)+1), epoch, int32(i%100))
+				if len(m.inherited) > 0 || r.next()%2 == 0 {
+					for i := 0; i < n && len(m.entries) < fuzzMaxEntries; i++ {
+						addBoth(t, tr, m, nextOffset(int64(i%4)+1), epoch, int32(i%100))
+					}
+					break
+				}
+				var recs []*kgo.Record
+				off, _ := m.last()
+				if len(m.entries) == 0 {
+					off = base - 1
+				}
+				for i := 0; i < n && len(m.entries)+len(recs) < fuzzMaxEntries; i++ {
+					off += int64(i%4) + 1
+					recs = append(recs, &kgo.Record{Offset: off, LeaderEpoch: epoch, Value: make([]byte, i%100),
+						Timestamp: time.Unix(1_700_000_000, 0).Add(time.Duration(off) * time.Millisecond)})
+				}
+				if !tr.addable(recs) {
+					t.Fatalf("a batch above the last offset is not addable")
+				}
+				seq0, bytes := tr.addRecords(recs)
+				var want int64
+				for i, rec := range recs {
+					if got := m.add(rec.Offset, epoch, int32(len(rec.Value)), rec.Timestamp); got != seq0+uint64(i) {
+						t.Fatalf("addRecords: seq %d, want %d", seq0+uint64(i), got)
+					}
+					want += int64(len(rec.Value))
+				}
+				if bytes != want {
+					t.Fatalf("addRecords: %d bytes, want %d", bytes, want)
 				}
 			case 6: // finish a share of the live entries from the front or back
 				b, dir := r.next(), r.next()

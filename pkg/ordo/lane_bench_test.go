@@ -1,0 +1,73 @@
+package ordo
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+type nopPauser struct{}
+
+func (nopPauser) PauseFetchPartitions(map[string][]int32) map[string][]int32 { return nil }
+func (nopPauser) ResumeFetchPartitions(map[string][]int32)                   {}
+
+type nopWatch struct{}
+
+func (nopWatch) enter() {}
+func (nopWatch) leave() {}
+
+// BenchmarkLaneStream measures what the engine adds per record, without a
+// broker: batches of records are added to one lane whose processor only
+// counts, until the lane's watermark passes them all (the in-order stream
+// runner, the tracker, the budget).
+func BenchmarkLaneStream(b *testing.B) {
+	cfg := Config{Group: "g", Logger: slog.New(slog.DiscardHandler)}.withDefaults()
+	var seen atomic.Int64
+	proc := Recover(ProcessorFunc(func(context.Context, *kgo.Record) error { seen.Add(1); return nil }))
+	lc := &laneConfig{group: "g", ordering: OrderKey, workers: 4, maxRecs: 1 << 30, maxBytes: 1 << 40, maxSpan: 1_000_000,
+		mapCap: capacityFor(4096), clock: cfg.Clock, log: cfg.Logger, chunk: streamChunk}
+	m, _ := newMetrics(prometheus.NewRegistry(), &Consumer{cfg: cfg})
+	deps := laneDeps{proc: proc, budget: newBudget(1<<30, 1<<40), router: newRouter(&cfg), fetch: nopPauser{},
+		sem: make(chan struct{}, 256), metrics: m.topic("t"), watch: nopWatch{}, workCtx: context.Background()}
+	l := newLane(lc, deps, "t", 0, 1, nil, nil)
+	const batch = 1000
+	recs := make([]*kgo.Record, 0, b.N+batch)
+	for i := range b.N + batch {
+		recs = append(recs, &kgo.Record{Topic: "t", Key: []byte("k" + strconv.Itoa(i%1000)), Value: make([]byte, 100), Offset: int64(i), Timestamp: time.Unix(0, 0)})
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i += batch {
+		l.add(recs[i:min(i+batch, b.N)], int64(b.N))
+		// As a paused partition would: take no more while 10,000 are
+		// unfinished.
+		for {
+			l.mu.Lock()
+			n := l.tr.pending
+			l.mu.Unlock()
+			if n < 10000 {
+				break
+			}
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+	for {
+		l.mu.Lock()
+		off, _, _ := l.tr.watermark()
+		l.mu.Unlock()
+		if off >= int64(b.N) {
+			break
+		}
+		time.Sleep(10 * time.Microsecond)
+	}
+	b.StopTimer()
+	l.beginClose(false)
+	l.freeze(4096)
+	l.cancel()
+	l.wg.Wait()
+}

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -333,4 +334,22 @@ func TestBrokerOutageCountedAndLoggedAtABoundedRate(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	_ = cons.Stop(ctx) // the broker is gone: the commit and leave fail, within the deadline
+}
+
+// TestMetricsLint: every metric Ordo exports passes client_golang's
+// linter (names, units, help texts), with series present.
+func TestMetricsLint(t *testing.T) {
+	c := newCluster(t, 2, "t")
+	produce(t, c.ListenAddrs(), "t", 200, 20, 1)
+	var n atomic.Int64
+	cons := startConsumer(t, baseConfig(c.ListenAddrs(), "g", ordo.ProcessorFunc(func(context.Context, *kgo.Record) error { n.Add(1); return nil }), "t"))
+	waitFor(t, 30*time.Second, "the records", func() bool { return n.Load() == 200 })
+	problems, err := testutil.GatherAndLint(cons.Registry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
+	}
+	stop(t, cons)
 }

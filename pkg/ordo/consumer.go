@@ -53,7 +53,8 @@ func (k tp) String() string { return fmt.Sprintf("%s/%d", k.topic, k.partition) 
 // lane's mu.
 type Consumer struct {
 	cfg     Config
-	proc    Processor
+	chain   Processor // the user's processor inside Config.Middleware
+	proc    Processor // chain inside Recover
 	metrics *metrics
 	reg     *prometheus.Registry // non-nil if the consumer owns its registry
 	sem     chan struct{}
@@ -111,7 +112,7 @@ func New(cfg Config) (*Consumer, error) {
 	}
 	c := &Consumer{
 		cfg:           cfg,
-		proc:          Recover(Chain(cfg.Processor, cfg.Middleware...)),
+		chain:         Chain(cfg.Processor, cfg.Middleware...),
 		sem:           make(chan struct{}, cfg.MaxWorkers),
 		budget:        newBudget(cfg.MaxInFlight, cfg.MaxInFlightBytes),
 		router:        newRouter(&cfg),
@@ -122,6 +123,7 @@ func New(cfg Config) (*Consumer, error) {
 		stopCommitted: make(chan struct{}),
 		logs:          newEdgeLog(cfg.Logger),
 	}
+	c.proc = Recover(c.chain)
 	c.mapMax.Store(int64(cfg.MaxOffsetMapBytes))
 	c.budget.resume = c.resumeGlobal
 	c.lcfg = laneConfig{
@@ -460,14 +462,15 @@ func (c *Consumer) poll(ctx context.Context) {
 
 func (c *Consumer) laneDeps(cl *kgo.Client, topic string) laneDeps {
 	return laneDeps{
-		proc:    c.proc,
-		budget:  c.budget,
-		router:  c.router,
-		fetch:   cl,
-		sem:     c.sem,
-		metrics: c.metrics.topic(topic),
-		watch:   c.watch,
-		workCtx: c.workCtx,
+		proc:       c.proc,
+		streamProc: c.chain,
+		budget:     c.budget,
+		router:     c.router,
+		fetch:      cl,
+		sem:        c.sem,
+		metrics:    c.metrics.topic(topic),
+		watch:      c.watch,
+		workCtx:    c.workCtx,
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -122,14 +123,15 @@ type laneConfig struct {
 
 // laneDeps are the parts a lane works with, as narrow interfaces.
 type laneDeps struct {
-	proc    Processor
-	budget  laneBudget
-	router  laneRouter
-	fetch   fetchPauser
-	sem     chan struct{} // consumer-wide worker tokens (Config.MaxWorkers)
-	metrics *topicMetrics
-	watch   stallWatch
-	workCtx context.Context // parent of the lane's context
+	proc       Processor // the chain inside Recover, for scheduled calls
+	streamProc Processor // the chain without it: the runner recovers per chunk
+	budget     laneBudget
+	router     laneRouter
+	fetch      fetchPauser
+	sem        chan struct{} // consumer-wide worker tokens (Config.MaxWorkers)
+	metrics    *topicMetrics
+	watch      stallWatch
+	workCtx    context.Context // parent of the lane's context
 }
 
 // fetchPauser pauses and resumes fetching a partition; *kgo.Client is one.
@@ -858,35 +860,76 @@ func (l *lane) runStream(slot *runSlot, ct *callTimer) {
 //
 // The runner's state word says which call is in progress: from one call to
 // the next it moves with a single compare-and-swap, which fails only if the
-// watchdog stole the call that just returned.
+// watchdog stole the call that just returned. A panic is recovered once per
+// chunk rather than once per call: it ends runChunkPart, becomes the
+// record's *PanicError, and the chunk goes on after it.
 func (l *lane) runChunk(slot *runSlot, ct *callTimer) (ok, stop int, stolen bool, stolenErr error) {
-	proc := l.deps.proc
+	slot.gen++
+	cr := chunkRun{gen: (slot.gen & (1<<31 - 1)) << 32, stop: len(slot.chunk.recs)}
+	for !cr.done {
+		pe := l.runChunkPart(slot, ct, &cr)
+		if pe == nil {
+			continue
+		}
+		ct.end()
+		i := cr.i
+		cr.i++
+		if !slot.state.CompareAndSwap(cr.st, cr.st&^1) {
+			return cr.ok, 0, true, pe
+		}
+		cr.st = 0
+		l.mu.Lock()
+		l.failStream(slot, i, pe)
+		l.mu.Unlock()
+	}
+	return cr.ok, cr.stop, cr.stolen, cr.stolenErr
+}
+
+// chunkRun is where runChunk is in its chunk, kept across a recovered
+// panic.
+type chunkRun struct {
+	gen       uint64 // the chunk's generation, in the state word's high half
+	i         int    // the record being looked at
+	st        uint64 // the state word while in a call; 0 when idle
+	okPending bool   // the call in st returned nil; counted once st is released
+	ok, stop  int
+	stolen    bool
+	stolenErr error
+	done      bool
+}
+
+// runChunkPart runs the chunk from cr.i until it ends, is stolen, or a
+// call panics (then it returns the panic, with cr.i and cr.st at the call).
+func (l *lane) runChunkPart(slot *runSlot, ct *callTimer, cr *chunkRun) (pe *PanicError) {
+	defer func() {
+		if v := recover(); v != nil {
+			pe = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	proc := l.deps.streamProc
 	var ctx context.Context = &l.sctx
 	recs := slot.chunk.recs
-	slot.gen++
-	gen := (slot.gen & (1<<31 - 1)) << 32
-	stop = len(recs)
-	var st uint64      // the state word while in a call; 0 when idle
-	okPending := false // the call in st returned nil; counted once st is released
-	for i, r := range recs {
+	for ; cr.i < len(recs); cr.i++ {
+		i, r := cr.i, recs[cr.i]
 		if r == nil {
 			continue
 		}
 		if l.closingFlag.Load() && r.Offset >= l.closeLimit.Load() {
-			stop = i
+			cr.stop = i
 			break
 		}
-		next := gen | uint64(i)<<1 | 1
-		if st == 0 {
+		next := cr.gen | uint64(i)<<1 | 1
+		if cr.st == 0 {
 			slot.state.Store(next)
-		} else if !slot.state.CompareAndSwap(st, next) {
-			return ok, 0, true, nil // the call that returned nil was stolen
+		} else if !slot.state.CompareAndSwap(cr.st, next) {
+			cr.stolen, cr.done = true, true // the call that returned nil was stolen
+			return nil
 		}
-		if okPending {
-			ok++
-			okPending = false
+		if cr.okPending {
+			cr.ok++
+			cr.okPending = false
 		}
-		st = next
+		cr.st = next
 		ct.begin()
 		var err error
 		if l.cfg.processTimeout > 0 {
@@ -898,26 +941,29 @@ func (l *lane) runChunk(slot *runSlot, ct *callTimer) (ok, stop int, stolen bool
 		}
 		ct.end()
 		if err != nil {
-			if !slot.state.CompareAndSwap(st, st&^1) {
-				return ok, 0, true, err
+			if !slot.state.CompareAndSwap(cr.st, cr.st&^1) {
+				cr.stolen, cr.stolenErr, cr.done = true, err, true
+				return nil
 			}
-			st = 0
+			cr.st = 0
 			l.mu.Lock()
 			l.failStream(slot, i, err)
 			l.mu.Unlock()
 			continue
 		}
-		okPending = true
+		cr.okPending = true
 	}
-	if st != 0 {
-		if !slot.state.CompareAndSwap(st, st&^1) {
-			return ok, 0, true, nil
+	cr.done = true
+	if cr.st != 0 {
+		if !slot.state.CompareAndSwap(cr.st, cr.st&^1) {
+			cr.stolen = true
+			return nil
 		}
-		if okPending {
-			ok++
+		if cr.okPending {
+			cr.ok++
 		}
 	}
-	return ok, stop, false, nil
+	return nil
 }
 
 // failStream takes the runner's record i, whose first call failed, out of

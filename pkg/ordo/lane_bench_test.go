@@ -29,11 +29,12 @@ func (nopWatch) leave() {}
 func BenchmarkLaneStream(b *testing.B) {
 	cfg := Config{Group: "g", Logger: slog.New(slog.DiscardHandler)}.withDefaults()
 	var seen atomic.Int64
-	proc := Recover(ProcessorFunc(func(context.Context, *kgo.Record) error { seen.Add(1); return nil }))
+	chain := ProcessorFunc(func(context.Context, *kgo.Record) error { seen.Add(1); return nil })
+	proc := Recover(chain)
 	lc := &laneConfig{group: "g", ordering: OrderKey, workers: 4, maxRecs: 1 << 30, maxBytes: 1 << 40, maxSpan: 1_000_000,
 		mapCap: capacityFor(4096), clock: cfg.Clock, log: cfg.Logger, chunk: streamChunk}
 	m, _ := newMetrics(prometheus.NewRegistry(), &Consumer{cfg: cfg})
-	deps := laneDeps{proc: proc, budget: newBudget(1<<30, 1<<40), router: newRouter(&cfg), fetch: nopPauser{},
+	deps := laneDeps{proc: proc, streamProc: chain, budget: newBudget(1<<30, 1<<40), router: newRouter(&cfg), fetch: nopPauser{},
 		sem: make(chan struct{}, 256), metrics: m.topic("t"), watch: nopWatch{}, workCtx: context.Background()}
 	l := newLane(lc, deps, "t", 0, 1, nil, nil)
 	const batch = 1000

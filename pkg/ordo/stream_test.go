@@ -25,7 +25,8 @@ import (
 // between: mostly fast calls (the runner), calls that hang for a few
 // milliseconds (the watchdog steals from the runner, the lane goes to slow
 // mode, then back), transient failures (a retry on a timer, the key
-// diverted), holds, and permanent failures (the dead-letter produce).
+// diverted), panics (recovered once per chunk in the runner), holds, and
+// permanent failures (the dead-letter produce).
 // Over random seeds it checks: every record is applied or dead-lettered
 // exactly once, records of a key are applied in offset order and never two
 // at once, and no commit, at the instant the broker receives it, passes a
@@ -73,6 +74,8 @@ func TestStreamAndSchedulerProperty(t *testing.T) {
 					return 'T' // fails its first attempt
 				case i%71 == 5:
 					return 'H' // held once
+				case i%89 == 3:
+					return 'X' // panics on its first attempt
 				}
 				return 'F'
 			}
@@ -89,6 +92,9 @@ func TestStreamAndSchedulerProperty(t *testing.T) {
 				case b == 'T' && info.Attempt == 1:
 					led.exit(r, false)
 					return errors.New("transient")
+				case b == 'X' && info.Attempt == 1:
+					led.exit(r, false)
+					panic("boom")
 				case b == 'H':
 					if _, again := holds.LoadOrStore(pk{r.Partition, r.Offset}, true); !again {
 						led.exit(r, false)

@@ -45,7 +45,8 @@ func newBenchCmd(out io.Writer) *cobra.Command {
                        poll loop: 1,000,000 100-byte records, 12 partitions,
                        10,000 keys, on a broker in a separate process (this
                        binary's "dev --broker-only"), each side in its own
-                       process, alternated 3 times, median of each.
+                       process, alternated --rounds times (default 5, 1 with
+                       --quick), median of each.
                        value = Ordo records/s, baseline = raw franz-go records/s.
   pc-volume-key-N      Confluent Parallel Consumer's published volume test:
   pc-volume-partition  10,000 records on one partition, 0-5 ms each (seeded),

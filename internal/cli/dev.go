@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +44,9 @@ type DevCmd struct {
 	LogLevel        string
 
 	Out io.Writer
+
+	set       *topics.Set // loaded by Validate
+	validated bool
 }
 
 func newDevCmd(out io.Writer) *cobra.Command {
@@ -83,51 +87,95 @@ is printed every second; Prometheus metrics are served on --metrics-addr.`,
 	return cmd
 }
 
-// Validate checks the flags before anything starts.
+// Validate checks every flag before anything starts (no broker, no topic,
+// no listener) and reports every bad one at once, each named as its flag.
 func (d *DevCmd) Validate() error {
 	var errs []error
-	if _, _, err := net.SplitHostPort(d.KafkaAddr); err != nil {
-		errs = append(errs, fmt.Errorf("--kafka-addr %q: %w", d.KafkaAddr, err))
+	bad := func(flag, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("--"+flag+" "+format, args...))
+	}
+	if err := checkHostPort(d.KafkaAddr); err != nil {
+		bad("kafka-addr", "%q: %v", d.KafkaAddr, err)
 	}
 	if d.MetricsAddr != "" {
-		if _, _, err := net.SplitHostPort(d.MetricsAddr); err != nil {
-			errs = append(errs, fmt.Errorf("--metrics-addr %q: %w", d.MetricsAddr, err))
+		if err := checkHostPort(d.MetricsAddr); err != nil {
+			bad("metrics-addr", "%q: %v", d.MetricsAddr, err)
+		} else if d.MetricsAddr == d.KafkaAddr && !strings.HasSuffix(d.MetricsAddr, ":0") {
+			bad("metrics-addr", "%q is also --kafka-addr", d.MetricsAddr)
 		}
 	}
-	if d.Demo && d.Rate <= 0 {
-		errs = append(errs, fmt.Errorf("--rate must be > 0, got %d", d.Rate))
+	if d.Rate < 1 {
+		bad("rate", "must be >= 1, got %d", d.Rate)
 	}
-	if d.Customers <= 0 {
-		errs = append(errs, fmt.Errorf("--customers must be > 0, got %d", d.Customers))
+	if d.Customers < 1 {
+		bad("customers", "must be >= 1, got %d", d.Customers)
 	}
 	if d.MalformedEvery < 0 {
-		errs = append(errs, fmt.Errorf("--malformed-every must be >= 0, got %d", d.MalformedEvery))
+		bad("malformed-every", "must be >= 0 (0: none), got %d", d.MalformedEvery)
 	}
-	if d.Duration < 0 || d.Work < 0 || d.ShutdownTimeout <= 0 {
-		errs = append(errs, errors.New("--duration and --work must be >= 0 and --shutdown-timeout > 0"))
+	if d.Work < 0 {
+		bad("work", "must not be negative, got %s", d.Work)
+	}
+	if d.Duration < 0 {
+		bad("duration", "must not be negative (0: until interrupted), got %s", d.Duration)
+	}
+	if d.ShutdownTimeout <= 0 {
+		bad("shutdown-timeout", "must be > 0, got %s", d.ShutdownTimeout)
 	}
 	if _, err := ordo.ParseOrdering(d.Ordering); err != nil {
-		errs = append(errs, fmt.Errorf("--ordering: %w", err))
+		bad("ordering", "%q: want key, partition or unordered", d.Ordering)
+	}
+	if d.Workers < 1 {
+		bad("workers", "must be >= 1, got %d", d.Workers)
 	}
 	if _, err := parseLevel(d.LogLevel); err != nil {
-		errs = append(errs, err)
+		bad("log-level", "%v", err)
 	}
+	if strings.TrimSpace(d.Group) == "" && !d.BrokerOnly {
+		bad("group", "must not be empty")
+	}
+	d.set = nil
 	switch {
 	case d.TopicsDir == "" && !d.BrokerOnly:
-		errs = append(errs, errors.New(`--topics-dir "" (no topic declarations) needs --broker-only`))
+		bad("topics-dir", `"" (no topic declarations) needs --broker-only`)
 	case d.TopicsDir == "":
 	default:
 		if st, err := os.Stat(d.TopicsDir); err != nil || !st.IsDir() {
-			errs = append(errs, fmt.Errorf("--topics-dir %q is not a directory (run from the repository root or pass --topics-dir)", d.TopicsDir))
+			bad("topics-dir", "%q is not a directory (run from the repository root or pass --topics-dir)", d.TopicsDir)
+			break
+		}
+		set, err := topics.Load(d.TopicsDir)
+		if err != nil {
+			bad("topics-dir", "%q: %v", d.TopicsDir, err)
+			break
+		}
+		d.set = set
+		if _, ok := set.Lookup(d.Topic); !ok && !d.BrokerOnly {
+			bad("topic", "%q is not declared in %s", d.Topic, d.TopicsDir)
 		}
 	}
+	d.validated = len(errs) == 0
 	return errors.Join(errs...)
 }
 
+// checkHostPort accepts host:port with a numeric port (0: any free port).
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
+}
+
+// parseLevel parses a log level; its error names no flag or key, the
+// caller does.
 func parseLevel(s string) (slog.Level, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+		return 0, fmt.Errorf("%q: want debug, info, warn or error", s)
 	}
 	return l, nil
 }
@@ -141,18 +189,12 @@ func (d *DevCmd) Run(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, d.Duration)
 		defer cancel()
 	}
-	var set *topics.Set // nil: --topics-dir "", no topics to create
-	if d.TopicsDir != "" {
-		var err error
-		if set, err = topics.Load(d.TopicsDir); err != nil {
-			return err
+	if !d.validated {
+		if err := d.Validate(); err != nil {
+			return usageError{err}
 		}
 	}
-	if !d.BrokerOnly {
-		if _, ok := set.Lookup(d.Topic); !ok {
-			return usageError{fmt.Errorf("--topic %q is not declared in %s", d.Topic, d.TopicsDir)}
-		}
-	}
+	set := d.set // nil: --topics-dir "", no topics to create
 
 	broker, err := devbroker.Start(devbroker.Options{Addr: d.KafkaAddr})
 	if err != nil {

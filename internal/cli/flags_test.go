@@ -3,8 +3,10 @@ package cli
 import (
 	"bytes"
 	"context"
+	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The noop-throughput rounds: the help text said "3 times" while the
@@ -20,5 +22,70 @@ func TestBenchHelpStatesTheRoundsDefault(t *testing.T) {
 	}
 	if !strings.Contains(help, "alternated --rounds times (default 5") {
 		t.Errorf("help does not say the rounds default (5):\n%s", help)
+	}
+}
+
+// `ordo dev --workers -1` must exit 2 before the broker starts: the kafka
+// address is held by the test, so a broker that tried to listen would fail
+// with exit 1 and a listen error instead.
+func TestDevBadFlagExitsBeforeTheBrokerStarts(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), []string{"dev", "--kafka-addr", ln.Addr().String(), "--metrics-addr", "",
+		"--topics-dir", "../../topics", "--workers", "-1", "--duration", "1s"}, &out, &errb)
+	if code != 2 {
+		t.Fatalf("exit %d, want 2; stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+	if !strings.Contains(errb.String(), "--workers must be >= 1, got -1") {
+		t.Errorf("stderr %q does not name --workers", errb.String())
+	}
+	if strings.Contains(out.String(), "broker on") || strings.Contains(errb.String(), "listen") {
+		t.Errorf("the broker was started: stdout %q, stderr %q", out.String(), errb.String())
+	}
+	// Nothing connected to the address either (no admin client, no topics).
+	_ = ln.(*net.TCPListener).SetDeadline(time.Now().Add(50 * time.Millisecond))
+	if c, err := ln.Accept(); err == nil {
+		c.Close()
+		t.Error("something connected to --kafka-addr")
+	}
+}
+
+// Every flag of ordo dev is checked, all errors at once, each named as its
+// flag; --workers 0 and --rate -5 (without --demo) are rejected.
+func TestDevFlagsAllErrorsAtOnce(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"workers 0", []string{"--workers", "0"}, []string{"--workers must be >= 1, got 0"}},
+		{"rate without demo", []string{"--rate", "-5"}, []string{"--rate must be >= 1, got -5"}},
+		{"undeclared topic", []string{"--topic", "payments"}, []string{`--topic "payments" is not declared in ../../topics`}},
+		{"all at once", []string{"--workers", "0", "--rate", "-5", "--customers", "0", "--malformed-every", "-1",
+			"--work", "-1s", "--duration", "-1s", "--shutdown-timeout", "0s", "--ordering", "sideways",
+			"--log-level", "loud", "--kafka-addr", "nope", "--metrics-addr", "127.0.0.1:x", "--group", ""},
+			[]string{"--workers ", "--rate ", "--customers ", "--malformed-every ", "--work ", "--duration ",
+				"--shutdown-timeout ", "--ordering ", "--log-level ", "--kafka-addr ", "--metrics-addr ", "--group "}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			args := append([]string{"dev", "--topics-dir", "../../topics", "--kafka-addr", "127.0.0.1:0", "--metrics-addr", "", "--duration", "2s"}, tc.args...)
+			if code := Main(context.Background(), args, &out, &errb); code != 2 {
+				t.Fatalf("exit %d, want 2; stderr %q", code, errb.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errb.String(), w) {
+					t.Errorf("stderr lacks %q:\n%s", w, errb.String())
+				}
+			}
+			if out.Len() != 0 {
+				t.Errorf("printed before failing: %q", out.String())
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -21,7 +22,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := NewRoot(stdout, stderr)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(stderr, "ordo:", err)
+		printError(stderr, err)
 		var ue usageError
 		if errors.As(err, &ue) {
 			return 2
@@ -29,6 +30,37 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// printError prints err after "ordo:", or, when it joins several errors,
+// each on its own indented line under a count.
+func printError(w io.Writer, err error) {
+	errs := leaves(err)
+	if len(errs) < 2 {
+		fmt.Fprintln(w, "ordo:", err)
+		return
+	}
+	fmt.Fprintf(w, "ordo: %d errors:\n", len(errs))
+	for _, e := range errs {
+		fmt.Fprintln(w, "  "+strings.ReplaceAll(e.Error(), "\n", "\n    "))
+	}
+}
+
+// leaves flattens errors.Join trees (through usageError) into their
+// members.
+func leaves(err error) []error {
+	if ue := (usageError{}); errors.As(err, &ue) && ue.error != nil {
+		err = ue.error
+	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, leaves(e)...)
+	}
+	return out
 }
 
 // usageError marks errors in flags or arguments (exit code 2).
@@ -53,7 +85,7 @@ Start here:  ordo dev --demo     (embedded broker, demo producer, live progress)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newDevCmd(stdout), newRunCmd(stdout), newTopicsCmd(stdout), newBenchCmd(stdout))
+	root.AddCommand(newDevCmd(stdout), newRunCmd(stdout, stderr), newTopicsCmd(stdout), newBenchCmd(stdout))
 	return root
 }
 

@@ -20,16 +20,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestRunConfigExampleIsValid(t *testing.T) {
-	r := &RunCmd{ConfigPath: "../../deploy/ordo.yaml", Out: &bytes.Buffer{}}
-	if err := r.Validate(); err != nil {
-		t.Fatalf("deploy/ordo.yaml: %v", err)
-	}
-	if r.cfg.Group != "orders-ledger" || r.fc.ShutdownTimeout != 30*time.Second {
-		t.Errorf("decoded %+v", r.fc)
-	}
-}
-
 func TestDevValidateNamesFlags(t *testing.T) {
 	d := &DevCmd{KafkaAddr: "nope", MetricsAddr: "", TopicsDir: "/does/not/exist", Demo: true, Rate: 0,
 		Customers: 1, Ordering: "key", LogLevel: "warn", ShutdownTimeout: time.Second}

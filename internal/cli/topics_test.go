@@ -131,3 +131,26 @@ func TestTopicsApplyCreatesTheChain(t *testing.T) {
 		}
 	}
 }
+
+// `ordo run` waits connect_timeout for a seed broker at start and, if none
+// answers, fails naming the brokers and the setting as it was written.
+func TestRunUnreachableBrokerIsNamed(t *testing.T) {
+	silent := newSilentBroker(t).ln.Addr().String()
+	refused := refusedAddr(t)
+	t.Setenv("ORDO_CONNECT_TIMEOUT", "1s")
+	var out, errb bytes.Buffer
+	start := time.Now()
+	code := Main(context.Background(), []string{"run", "--brokers", refused + "," + silent, "--group", "g", "--topic", "orders",
+		"--processor", "log", "--metrics-addr", ""}, &out, &errb)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1; stderr %q", code, errb.String())
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("took %s, want about connect_timeout (1s)", took)
+	}
+	for _, w := range []string{"no broker of " + refused + "," + silent + " answered within 1s (ORDO_CONNECT_TIMEOUT)", "check that"} {
+		if !strings.Contains(errb.String(), w) {
+			t.Errorf("stderr lacks %q: %s", w, errb.String())
+		}
+	}
+}

@@ -67,29 +67,18 @@ const (
 	envPrefix          = "ORDO_"
 )
 
-// valueKind says how a key's value is read.
-type valueKind int
-
-const (
-	kindString    valueKind = iota
-	kindList                // a YAML list, or a comma-separated string (env, YAML)
-	kindInt                 // an integer
-	kindInt64               // an integer, 64 bits
-	kindDuration            // a Go duration with its unit: 500ms, 1m
-	kindOptString           // a string whose absence differs from "" (metrics_addr)
-)
-
 // runKey is one key of `ordo run`'s configuration. This table is the one
 // place that relates the names a user writes (the YAML key path, its
 // environment variable, its flag) to the ordo.Config field it sets, both
 // ways: values go in through it, and ordo's FieldErrors come back out
 // through it, so that no error names a Go field.
 type runKey struct {
-	key   string    // YAML key path: "retry.max_attempts"
-	field string    // ordo.Config field path: "Retry.MaxAttempts"; "" for the command's own keys
-	flag  string    // flag name without "--"; "" when the key has no flag
-	kind  valueKind //
-	ptr   func(*FileConfig) any
+	key   string // YAML key path: "retry.max_attempts"
+	field string // ordo.Config field path: "Retry.MaxAttempts"; "" for the command's own keys
+	flag  string // flag name without "--"; "" when the key has no flag
+	// ptr points into a FileConfig at the key's value; its type says how
+	// the value is read (see decodeValue).
+	ptr func(*FileConfig) any
 }
 
 // env is the key's environment variable: ORDO_ and the key path upper-cased,
@@ -105,34 +94,34 @@ func (k runKey) env() string {
 }
 
 var runKeys = []runKey{
-	{"brokers", "Brokers", "brokers", kindList, func(c *FileConfig) any { return &c.Brokers }},
-	{"group", "Group", "group", kindString, func(c *FileConfig) any { return &c.Group }},
-	{"topics", "Topics", "topic", kindList, func(c *FileConfig) any { return &c.Topics }},
-	{"processor", "Processor", "processor", kindString, func(c *FileConfig) any { return &c.Processor }},
-	{"client_id", "", "", kindString, func(c *FileConfig) any { return &c.ClientID }},
-	{"ordering", "Ordering", "", kindString, func(c *FileConfig) any { return &c.Ordering }},
-	{"workers_per_partition", "WorkersPerPartition", "", kindInt, func(c *FileConfig) any { return &c.WorkersPerPartition }},
-	{"max_workers", "MaxWorkers", "", kindInt, func(c *FileConfig) any { return &c.MaxWorkers }},
-	{"max_in_flight_per_partition", "MaxInFlightPerPartition", "", kindInt, func(c *FileConfig) any { return &c.MaxInFlightPerPartition }},
-	{"max_in_flight", "MaxInFlight", "", kindInt, func(c *FileConfig) any { return &c.MaxInFlight }},
-	{"max_in_flight_bytes_per_partition", "MaxInFlightBytesPerPartition", "", kindInt64, func(c *FileConfig) any { return &c.MaxInFlightBytesPerPart }},
-	{"max_in_flight_bytes", "MaxInFlightBytes", "", kindInt64, func(c *FileConfig) any { return &c.MaxInFlightBytes }},
-	{"max_poll_records", "MaxPollRecords", "", kindInt, func(c *FileConfig) any { return &c.MaxPollRecords }},
-	{"processor_name", "ProcessorName", "", kindString, func(c *FileConfig) any { return &c.ProcessorName }},
-	{"process_timeout", "ProcessTimeout", "", kindDuration, func(c *FileConfig) any { return &c.ProcessTimeout }},
-	{"commit_interval", "CommitInterval", "", kindDuration, func(c *FileConfig) any { return &c.CommitInterval }},
-	{"connect_timeout", "ConnectTimeout", "", kindDuration, func(c *FileConfig) any { return &c.ConnectTimeout }},
-	{"session_timeout", "SessionTimeout", "", kindDuration, func(c *FileConfig) any { return &c.SessionTimeout }},
-	{"rebalance_timeout", "RebalanceTimeout", "", kindDuration, func(c *FileConfig) any { return &c.RebalanceTimeout }},
-	{"revoke_timeout", "RevokeTimeout", "", kindDuration, func(c *FileConfig) any { return &c.RevokeTimeout }},
-	{"shutdown_timeout", "ShutdownTimeout", "", kindDuration, func(c *FileConfig) any { return &c.ShutdownTimeout }},
-	{"retry.max_attempts", "Retry.MaxAttempts", "", kindInt, func(c *FileConfig) any { return &c.Retry.MaxAttempts }},
-	{"retry.initial_backoff", "Retry.InitialBackoff", "", kindDuration, func(c *FileConfig) any { return &c.Retry.InitialBackoff }},
-	{"retry.max_backoff", "Retry.MaxBackoff", "", kindDuration, func(c *FileConfig) any { return &c.Retry.MaxBackoff }},
-	{"retry.hold_delay", "Retry.HoldDelay", "", kindDuration, func(c *FileConfig) any { return &c.Retry.HoldDelay }},
-	{"metrics_addr", "", "metrics-addr", kindOptString, func(c *FileConfig) any { return &c.MetricsAddr }},
-	{"log_level", "", "log-level", kindString, func(c *FileConfig) any { return &c.LogLevel }},
-	{"example_work", "", "", kindDuration, func(c *FileConfig) any { return &c.ExampleWork }},
+	{"brokers", "Brokers", "brokers", func(c *FileConfig) any { return &c.Brokers }},
+	{"group", "Group", "group", func(c *FileConfig) any { return &c.Group }},
+	{"topics", "Topics", "topic", func(c *FileConfig) any { return &c.Topics }},
+	{"processor", "Processor", "processor", func(c *FileConfig) any { return &c.Processor }},
+	{"client_id", "", "", func(c *FileConfig) any { return &c.ClientID }},
+	{"ordering", "Ordering", "", func(c *FileConfig) any { return &c.Ordering }},
+	{"workers_per_partition", "WorkersPerPartition", "", func(c *FileConfig) any { return &c.WorkersPerPartition }},
+	{"max_workers", "MaxWorkers", "", func(c *FileConfig) any { return &c.MaxWorkers }},
+	{"max_in_flight_per_partition", "MaxInFlightPerPartition", "", func(c *FileConfig) any { return &c.MaxInFlightPerPartition }},
+	{"max_in_flight", "MaxInFlight", "", func(c *FileConfig) any { return &c.MaxInFlight }},
+	{"max_in_flight_bytes_per_partition", "MaxInFlightBytesPerPartition", "", func(c *FileConfig) any { return &c.MaxInFlightBytesPerPart }},
+	{"max_in_flight_bytes", "MaxInFlightBytes", "", func(c *FileConfig) any { return &c.MaxInFlightBytes }},
+	{"max_poll_records", "MaxPollRecords", "", func(c *FileConfig) any { return &c.MaxPollRecords }},
+	{"processor_name", "ProcessorName", "", func(c *FileConfig) any { return &c.ProcessorName }},
+	{"process_timeout", "ProcessTimeout", "", func(c *FileConfig) any { return &c.ProcessTimeout }},
+	{"commit_interval", "CommitInterval", "", func(c *FileConfig) any { return &c.CommitInterval }},
+	{"connect_timeout", "ConnectTimeout", "", func(c *FileConfig) any { return &c.ConnectTimeout }},
+	{"session_timeout", "SessionTimeout", "", func(c *FileConfig) any { return &c.SessionTimeout }},
+	{"rebalance_timeout", "RebalanceTimeout", "", func(c *FileConfig) any { return &c.RebalanceTimeout }},
+	{"revoke_timeout", "RevokeTimeout", "", func(c *FileConfig) any { return &c.RevokeTimeout }},
+	{"shutdown_timeout", "ShutdownTimeout", "", func(c *FileConfig) any { return &c.ShutdownTimeout }},
+	{"retry.max_attempts", "Retry.MaxAttempts", "", func(c *FileConfig) any { return &c.Retry.MaxAttempts }},
+	{"retry.initial_backoff", "Retry.InitialBackoff", "", func(c *FileConfig) any { return &c.Retry.InitialBackoff }},
+	{"retry.max_backoff", "Retry.MaxBackoff", "", func(c *FileConfig) any { return &c.Retry.MaxBackoff }},
+	{"retry.hold_delay", "Retry.HoldDelay", "", func(c *FileConfig) any { return &c.Retry.HoldDelay }},
+	{"metrics_addr", "", "metrics-addr", func(c *FileConfig) any { return &c.MetricsAddr }},
+	{"log_level", "", "log-level", func(c *FileConfig) any { return &c.LogLevel }},
+	{"example_work", "", "", func(c *FileConfig) any { return &c.ExampleWork }},
 }
 
 // keyByName, keyByField, keyByEnv and keyByFlag index runKeys.
@@ -299,7 +288,7 @@ func loadRunConfig(path string, environ []string, fs *pflag.FlagSet) (*runConfig
 		default:
 			continue
 		}
-		if err := decodeValue(k, all.Get(k.key), k.ptr(&rc.fc)); err != nil {
+		if err := decodeValue(all.Get(k.key), k.ptr(&rc.fc)); err != nil {
 			errs = append(errs, rc.errorf(k.key, -1, "%v", err))
 			rc.bad[k.key] = true
 		}
@@ -344,48 +333,38 @@ func unknownKey(path, key string) error {
 }
 
 // decodeValue reads v (from YAML, the environment or a flag) into dst, a
-// pointer of the key's kind. A YAML null leaves dst as it is.
-func decodeValue(k runKey, v any, dst any) error {
+// pointer into FileConfig: *string, **string (a string whose absence
+// differs from ""), *[]string (a YAML list or a comma-separated string),
+// *int, *int64, or *time.Duration (a Go duration with its unit). A YAML
+// null leaves dst as it is.
+func decodeValue(v, dst any) error {
 	if v == nil {
 		return nil
 	}
-	switch k.kind {
-	case kindString:
-		s, err := scalar(v)
-		if err != nil {
-			return err
+	var err error
+	switch dst := dst.(type) {
+	case *string:
+		*dst, err = scalar(v)
+	case **string:
+		var s string
+		if s, err = scalar(v); err == nil {
+			*dst = &s
 		}
-		*dst.(*string) = s
-	case kindOptString:
-		s, err := scalar(v)
-		if err != nil {
-			return err
+	case *[]string:
+		*dst, err = list(v)
+	case *int:
+		var n int64
+		if n, err = integer(v); err == nil {
+			*dst = int(n)
 		}
-		*dst.(**string) = &s
-	case kindList:
-		l, err := list(v)
-		if err != nil {
-			return err
-		}
-		*dst.(*[]string) = l
-	case kindInt, kindInt64:
-		n, err := integer(v)
-		if err != nil {
-			return err
-		}
-		if k.kind == kindInt64 {
-			*dst.(*int64) = n
-		} else {
-			*dst.(*int) = int(n)
-		}
-	case kindDuration:
-		d, err := duration(v)
-		if err != nil {
-			return err
-		}
-		*dst.(*time.Duration) = d
+	case *int64:
+		*dst, err = integer(v)
+	case *time.Duration:
+		*dst, err = duration(v)
+	default:
+		err = fmt.Errorf("internal error: runKeys has no decoder for %T", dst) // caught by TestRunConfigEveryKeyFromFileAndEnv
 	}
-	return nil
+	return err
 }
 
 func scalar(v any) (string, error) {

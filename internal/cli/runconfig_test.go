@@ -29,7 +29,8 @@ func loadRun(t *testing.T, body string, env []string, args ...string) (*RunCmd, 
 	if err := cmd.ParseFlags(args); err != nil {
 		t.Fatal(err)
 	}
-	return r, path, r.Validate()
+	err := r.Validate()
+	return r, path, err
 }
 
 // errorLines splits a joined error into its lines, one per error.

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 )
@@ -18,8 +20,32 @@ import (
 var Version = "dev"
 
 // Main runs the ordo command line and returns the process exit code.
+// Canceling ctx is like a first interrupt (see MainSignals); there is no
+// second.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := NewRoot(stdout, stderr)
+	return MainSignals(ctx, args, stdout, stderr, nil)
+}
+
+// MainSignals is Main fed by a source of interrupts: cmd/ordo passes the
+// channel of signal.Notify for SIGINT and SIGTERM, tests their own. The
+// first signal ends the command's context: ordo dev and ordo run stop
+// fetching, say that they drain, and finish and commit what runs; another
+// signal during the drain cancels the records still running and stops at
+// once. Other commands stop at the first.
+func MainSignals(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	in := newInterrupts(cancel)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	if sigs != nil {
+		wg.Go(func() { in.watch(sigs, done) })
+	}
+	defer func() {
+		close(done)
+		wg.Wait()
+	}()
+	root := newRoot(stdout, stderr, in)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		printError(stderr, err)
@@ -69,7 +95,11 @@ type usageError struct{ error }
 func (e usageError) Unwrap() error { return e.error }
 
 // NewRoot builds the root command.
-func NewRoot(stdout, stderr io.Writer) *cobra.Command {
+func NewRoot(stdout, stderr io.Writer) *cobra.Command { return newRoot(stdout, stderr, nil) }
+
+// newRoot builds the root command; in (nil: none) delivers interrupts to
+// the commands that drain.
+func newRoot(stdout, stderr io.Writer, in *interrupts) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "ordo",
 		Short: "Ordo runs Kafka processors across a consumer group: in order per key, parallel across keys, committing only what is done.",
@@ -85,7 +115,7 @@ Start here:  ordo dev --demo     (embedded broker, demo producer, live progress)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newDevCmd(stdout), newRunCmd(stdout, stderr), newTopicsCmd(stdout), newBenchCmd(stdout))
+	root.AddCommand(newDevCmd(stdout, stderr, in), newRunCmd(stdout, stderr, in), newTopicsCmd(stdout), newBenchCmd(stdout))
 	return root
 }
 

@@ -68,7 +68,7 @@ func TestDevDemoRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := out.String()
-	last := s[strings.LastIndex(strings.TrimSpace(s), "\n")+1:]
+	last := finalLine(s)
 	if !strings.Contains(last, "order-violations=0") {
 		t.Errorf("final line %q", last)
 	}

@@ -45,12 +45,13 @@ type DevCmd struct {
 
 	Out io.Writer
 
+	in        *interrupts // a signal during the drain stops at once; nil: none
 	set       *topics.Set // loaded by Validate
 	validated bool
 }
 
-func newDevCmd(out io.Writer) *cobra.Command {
-	d := &DevCmd{Out: out}
+func newDevCmd(out, _ io.Writer, in *interrupts) *cobra.Command {
+	d := &DevCmd{Out: out, in: in}
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run an embedded broker, the example pipeline and (with --demo) a demo producer",
@@ -285,9 +286,7 @@ func (d *DevCmd) Run(ctx context.Context) error {
 	<-ctx.Done()
 	stopBackground()
 	wg.Wait()
-	sctx, cancel := context.WithTimeout(context.Background(), d.ShutdownTimeout)
-	defer cancel()
-	stopErr := cons.Stop(sctx)
-	fmt.Fprintf(d.Out, "ordo dev: stopped. %s order-violations=%d\n", statsLine(cons.Stats(), gen.Produced()), proc.Violations())
+	lanes, stopErr := drainStop(cons, d.Out, "ordo dev", d.ShutdownTimeout, "--shutdown-timeout", d.in)
+	stopReport(d.Out, "ordo dev", cons.Stats(), lanes, gen.Produced(), fmt.Sprintf(" order-violations=%d", proc.Violations()))
 	return stopErr
 }

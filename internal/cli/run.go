@@ -86,14 +86,17 @@ type RunCmd struct {
 	Environ func() []string
 
 	flags *pflag.FlagSet // the command's flags; nil: none set
-	rc    *runConfig
-	fc    *FileConfig
-	cfg   ordo.Config
-	log   *slog.Logger
+	in    *interrupts    // a signal during the drain stops at once; nil: none
+	// progressEvery is the interval of progress lines; 0: 10s.
+	progressEvery time.Duration
+	rc            *runConfig
+	fc            *FileConfig
+	cfg           ordo.Config
+	log           *slog.Logger
 }
 
-func newRunCmd(out, errw io.Writer) *cobra.Command {
-	return newRunCommand(&RunCmd{Out: out, Err: errw})
+func newRunCmd(out, errw io.Writer, in *interrupts) *cobra.Command {
+	return newRunCommand(&RunCmd{Out: out, Err: errw, in: in})
 }
 
 // newRunCommand binds r to a new `ordo run` command and its flags.
@@ -215,7 +218,9 @@ func (r *RunCmd) Validate() error {
 	return nil
 }
 
-// Run runs until ctx ends, then stops within the shutdown timeout.
+// Run runs until ctx ends (the first SIGINT or SIGTERM), then drains and
+// commits within shutdown_timeout; a second signal stops at once. A drain
+// that did not finish is an error naming what it abandoned.
 func (r *RunCmd) Run(ctx context.Context) error {
 	cons, err := ordo.New(r.cfg)
 	if err != nil {
@@ -234,6 +239,10 @@ func (r *RunCmd) Run(ctx context.Context) error {
 		fmt.Fprintf(r.Out, "ordo run: metrics on http://%s/metrics\n", ms.Addr())
 	}
 	if err := waitForBroker(ctx, r.cfg.Brokers, r.fc.ConnectTimeout, r.rc.name("connect_timeout", -1), r.cfg.KgoOpts...); err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(r.Out, "ordo run: interrupted before the brokers answered; nothing to drain")
+			return nil
+		}
 		return err
 	}
 	if err := cons.Start(context.Background()); err != nil { // stop is explicit, below: drain, not cancel
@@ -244,16 +253,14 @@ func (r *RunCmd) Run(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		progress(pctx, r.Out, 10*time.Second, func(el time.Duration) string {
+		progress(pctx, r.Out, cmp.Or(r.progressEvery, 10*time.Second), func(el time.Duration) string {
 			return fmt.Sprintf("[%s] %s", el, statsLine(cons.Stats(), -1))
 		})
 	}()
 	<-ctx.Done()
 	stopProgress()
 	<-done
-	sctx, cancel := context.WithTimeout(context.Background(), r.fc.ShutdownTimeout)
-	defer cancel()
-	err = cons.Stop(sctx)
-	fmt.Fprintf(r.Out, "ordo run: stopped. %s\n", statsLine(cons.Stats(), -1))
+	lanes, err := drainStop(cons, r.Out, "ordo run", r.fc.ShutdownTimeout, r.rc.name("shutdown_timeout", -1), r.in)
+	stopReport(r.Out, "ordo run", cons.Stats(), lanes, -1, "")
 	return err
 }

@@ -57,6 +57,10 @@ func newBenchCmd(out io.Writer) *cobra.Command {
                        durations drawn: max(sum/100, longest serial chain).
 
 --quick runs a small version of each (a CI smoke test, under 30 s).`,
+		Example: `  ordo bench --quick                           # the smoke run, under 30 s
+  ordo bench --out .bench/results.json         # the full run, results as JSON too
+  ordo bench --scenarios noop --rounds 3       # only noop-throughput, 3 alternations
+  ordo bench --scenarios pc-volume-key --seed 7`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := validated(b.Validate()); err != nil {

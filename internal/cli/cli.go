@@ -108,6 +108,10 @@ across keys, committing only offsets whose records are done, dead-lettering
 what fails, and exporting lag for autoscalers.
 
 Start here:  ordo dev --demo     (embedded broker, demo producer, live progress)`,
+		Example: `  ordo dev --demo                              # try it: embedded broker, demo events, progress
+  ordo topics apply --brokers localhost:19092  # create the declared topics on a real broker
+  ordo run --config deploy/ordo.yaml           # run a pipeline against it
+  ordo bench --quick                           # measure against raw franz-go`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       Version,

@@ -60,6 +60,10 @@ client can use, create the topics declared in --topics-dir, and run the example
 pipeline on --topic. With --demo, a generator produces keyed order events (one in
 --malformed-every is malformed and goes to the dead-letter topic). A progress line
 is printed every second; Prometheus metrics are served on --metrics-addr.`,
+		Example: `  ordo dev --demo                        # broker, topics, demo producer, example pipeline
+  ordo dev --demo --rate 500 --work 10ms  # slower processing: watch the lag
+  ordo dev --broker-only                  # only the broker and the topics, for your own clients
+  ordo dev --demo --duration 30s          # drain and stop after 30 seconds`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := validated(d.Validate()); err != nil {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // The noop-throughput rounds: the help text said "3 times" while the
@@ -87,5 +89,52 @@ func TestDevFlagsAllErrorsAtOnce(t *testing.T) {
 				t.Errorf("printed before failing: %q", out.String())
 			}
 		})
+	}
+}
+
+// Every command's --help has an Examples section.
+func TestEveryCommandHasExamples(t *testing.T) {
+	var walk func(c *cobra.Command)
+	n := 0
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+		if c.Hidden || c.Name() == "help" || c.Name() == "completion" || c.Parent() != nil && c.Parent().Name() == "completion" {
+			return
+		}
+		n++
+		var out bytes.Buffer
+		args := append(strings.Fields(strings.TrimPrefix(c.CommandPath(), "ordo")), "--help")
+		if code := Main(context.Background(), args, &out, &out); code != 0 {
+			t.Errorf("%s --help: exit %d", c.CommandPath(), code)
+		}
+		if c.Example == "" || !strings.Contains(out.String(), "Examples:\n  ordo ") && !strings.Contains(out.String(), "Examples:\n  # ") {
+			t.Errorf("%s --help has no Examples section:\n%s", c.CommandPath(), out.String())
+		}
+	}
+	walk(NewRoot(&bytes.Buffer{}, &bytes.Buffer{}))
+	if n < 7 {
+		t.Errorf("checked %d commands, want the 7 of ordo, dev, run, topics, topics apply, topics list, bench", n)
+	}
+}
+
+// The flags that mean the same thing have the same name in every command.
+func TestCommonFlagNames(t *testing.T) {
+	root := NewRoot(&bytes.Buffer{}, &bytes.Buffer{})
+	for path, flags := range map[string][]string{
+		"run":          {"brokers", "group", "topic", "metrics-addr", "log-level"},
+		"dev":          {"group", "topic", "metrics-addr", "log-level"},
+		"topics apply": {"brokers"},
+	} {
+		c, _, err := root.Find(strings.Fields(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range flags {
+			if c.Flags().Lookup(f) == nil {
+				t.Errorf("ordo %s has no --%s", path, f)
+			}
+		}
 	}
 }

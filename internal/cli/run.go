@@ -113,6 +113,12 @@ upper-cased, "." as "_": ORDO_BROKERS=a:9092,b:9092, ORDO_RETRY_MAX_ATTEMPTS=3),
 then the flags below. Every key is listed in docs/configuration.md. All bad
 values are reported at once, each named as written (file key, variable or
 flag), before anything connects.`,
+		Example: `  # Against the Redpanda of docker compose, as the file says:
+  ordo run --config deploy/ordo.yaml
+  # Beside ordo dev (broker 127.0.0.1:9092, metrics :9100 taken):
+  ordo run --config deploy/ordo.yaml --brokers 127.0.0.1:9092 --metrics-addr 127.0.0.1:9101
+  # No file: the environment and flags give everything.
+  ORDO_RETRY_MAX_ATTEMPTS=3 ordo run --brokers b1:9092,b2:9092 --group ledger --topic orders --processor log`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := validated(r.Validate()); err != nil {

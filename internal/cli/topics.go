@@ -30,12 +30,20 @@ type TopicsApplyCmd struct {
 }
 
 func newTopicsCmd(out io.Writer) *cobra.Command {
-	cmd := &cobra.Command{Use: "topics", Short: "Declare and create topics (with their retry and DLQ chain)"}
+	cmd := &cobra.Command{
+		Use:   "topics",
+		Short: "Declare and create topics (with their retry and DLQ chain)",
+		Example: `  ordo topics list
+  ordo topics apply --brokers localhost:19092`,
+	}
 	a := &TopicsApplyCmd{Out: out}
 	apply := &cobra.Command{
 		Use:   "apply",
 		Short: "Create the declared topics that are missing",
-		Args:  cobra.NoArgs,
+		Example: `  ordo topics apply --brokers localhost:19092            # docker compose's Redpanda
+  ordo topics apply --brokers 127.0.0.1:9092 --dry-run  # what would be created
+  ordo topics apply --brokers b1:9092,b2:9092 --dir topics --timeout 1m`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := validated(a.Validate()); err != nil {
 				return err
@@ -54,7 +62,9 @@ func newTopicsCmd(out io.Writer) *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the declared topics and the chain derived from each",
-		Args:  cobra.NoArgs,
+		Example: `  ordo topics list
+  ordo topics list --dir path/to/topics`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			set, err := topics.Load(dir)
 			if err != nil {

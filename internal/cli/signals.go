@@ -119,11 +119,13 @@ func drainStop(cons *ordo.Consumer, out io.Writer, name string, timeout time.Dur
 	if err == nil {
 		return lanes, nil
 	}
+	// Stop may end its drain before ctx does (to keep time for the
+	// commit), so a drain that ran out of time is known by its error too.
 	var why string
 	switch cause := context.Cause(ctx); {
 	case errors.Is(cause, errHardStop):
 		why = "stopped at the second interrupt"
-	case errors.Is(cause, errDrainTimedOut):
+	case errors.Is(cause, errDrainTimedOut), errors.Is(err, context.DeadlineExceeded):
 		why = fmt.Sprintf("the drain timed out after %s (%s)", timeout, timeoutName)
 	default:
 		why = "the stop failed: " + err.Error()
@@ -146,8 +148,16 @@ func abandoned(lanes []ordo.LaneSnapshot) string {
 	if recs == 0 && running == 0 {
 		return "no record was left unfinished"
 	}
-	return fmt.Sprintf("abandoned %d unfinished records (%d of them running) in %s; they were not committed and the group will deliver them again",
-		recs, running, strings.Join(parts, ", "))
+	ofThem := ""
+	if running > 0 {
+		ofThem = fmt.Sprintf(" (%d of them running)", running)
+	}
+	noun := "records"
+	if recs == 1 {
+		noun = "record"
+	}
+	return fmt.Sprintf("abandoned %d unfinished %s%s in %s; they were not committed and the group will deliver them again",
+		recs, noun, ofThem, strings.Join(parts, ", "))
 }
 
 // stopReport prints the final line: the totals at the moment of stop (from

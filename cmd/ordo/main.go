@@ -13,8 +13,11 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
+	// The first SIGINT/SIGTERM drains, a second stops at once: both must
+	// reach the command, so they are never left to Go's default handler.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	code := cli.MainSignals(context.Background(), os.Args[1:], os.Stdout, os.Stderr, sigs)
+	signal.Stop(sigs)
 	os.Exit(code)
 }

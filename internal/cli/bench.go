@@ -45,7 +45,8 @@ func newBenchCmd(out io.Writer) *cobra.Command {
                        poll loop: 1,000,000 100-byte records, 12 partitions,
                        10,000 keys, on a broker in a separate process (this
                        binary's "dev --broker-only"), each side in its own
-                       process, alternated 3 times, median of each.
+                       process, alternated --rounds times (default 5, 1 with
+                       --quick), median of each.
                        value = Ordo records/s, baseline = raw franz-go records/s.
   pc-volume-key-N      Confluent Parallel Consumer's published volume test:
   pc-volume-partition  10,000 records on one partition, 0-5 ms each (seeded),
@@ -56,6 +57,10 @@ func newBenchCmd(out io.Writer) *cobra.Command {
                        durations drawn: max(sum/100, longest serial chain).
 
 --quick runs a small version of each (a CI smoke test, under 30 s).`,
+		Example: `  ordo bench --quick                           # the smoke run, under 30 s
+  ordo bench --out .bench/results.json         # the full run, results as JSON too
+  ordo bench --scenarios noop --rounds 3       # only noop-throughput, 3 alternations
+  ordo bench --scenarios pc-volume-key --seed 7`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := validated(b.Validate()); err != nil {

@@ -9,6 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 )
@@ -17,11 +20,35 @@ import (
 var Version = "dev"
 
 // Main runs the ordo command line and returns the process exit code.
+// Canceling ctx is like a first interrupt (see MainSignals); there is no
+// second.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	root := NewRoot(stdout, stderr)
+	return MainSignals(ctx, args, stdout, stderr, nil)
+}
+
+// MainSignals is Main fed by a source of interrupts: cmd/ordo passes the
+// channel of signal.Notify for SIGINT and SIGTERM, tests their own. The
+// first signal ends the command's context: ordo dev and ordo run stop
+// fetching, say that they drain, and finish and commit what runs; another
+// signal during the drain cancels the records still running and stops at
+// once. Other commands stop at the first.
+func MainSignals(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	in := newInterrupts(cancel)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	if sigs != nil {
+		wg.Go(func() { in.watch(sigs, done) })
+	}
+	defer func() {
+		close(done)
+		wg.Wait()
+	}()
+	root := newRoot(stdout, stderr, in)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(stderr, "ordo:", err)
+		printError(stderr, err)
 		var ue usageError
 		if errors.As(err, &ue) {
 			return 2
@@ -31,13 +58,48 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// printError prints err after "ordo:", or, when it joins several errors,
+// each on its own indented line under a count.
+func printError(w io.Writer, err error) {
+	errs := leaves(err)
+	if len(errs) < 2 {
+		fmt.Fprintln(w, "ordo:", err)
+		return
+	}
+	fmt.Fprintf(w, "ordo: %d errors:\n", len(errs))
+	for _, e := range errs {
+		fmt.Fprintln(w, "  "+strings.ReplaceAll(e.Error(), "\n", "\n    "))
+	}
+}
+
+// leaves flattens errors.Join trees (through usageError) into their
+// members.
+func leaves(err error) []error {
+	if ue := (usageError{}); errors.As(err, &ue) && ue.error != nil {
+		err = ue.error
+	}
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	var out []error
+	for _, e := range j.Unwrap() {
+		out = append(out, leaves(e)...)
+	}
+	return out
+}
+
 // usageError marks errors in flags or arguments (exit code 2).
 type usageError struct{ error }
 
 func (e usageError) Unwrap() error { return e.error }
 
 // NewRoot builds the root command.
-func NewRoot(stdout, stderr io.Writer) *cobra.Command {
+func NewRoot(stdout, stderr io.Writer) *cobra.Command { return newRoot(stdout, stderr, nil) }
+
+// newRoot builds the root command; in (nil: none) delivers interrupts to
+// the commands that drain.
+func newRoot(stdout, stderr io.Writer, in *interrupts) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "ordo",
 		Short: "Ordo runs Kafka processors across a consumer group: in order per key, parallel across keys, committing only what is done.",
@@ -46,6 +108,10 @@ across keys, committing only offsets whose records are done, dead-lettering
 what fails, and exporting lag for autoscalers.
 
 Start here:  ordo dev --demo     (embedded broker, demo producer, live progress)`,
+		Example: `  ordo dev --demo                              # try it: embedded broker, demo events, progress
+  ordo topics apply --brokers localhost:19092  # create the declared topics on a real broker
+  ordo run --config deploy/ordo.yaml           # run a pipeline against it
+  ordo bench --quick                           # measure against raw franz-go`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       Version,
@@ -53,7 +119,7 @@ Start here:  ordo dev --demo     (embedded broker, demo producer, live progress)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newDevCmd(stdout), newRunCmd(stdout), newTopicsCmd(stdout), newBenchCmd(stdout))
+	root.AddCommand(newDevCmd(stdout, stderr, in), newRunCmd(stdout, stderr, in), newTopicsCmd(stdout), newBenchCmd(stdout))
 	return root
 }
 

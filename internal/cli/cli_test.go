@@ -20,48 +20,6 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-func TestRunConfigExampleIsValid(t *testing.T) {
-	r := &RunCmd{ConfigPath: "../../deploy/ordo.yaml", Out: &bytes.Buffer{}}
-	if err := r.Validate(); err != nil {
-		t.Fatalf("deploy/ordo.yaml: %v", err)
-	}
-	if r.cfg.Group != "orders-ledger" || r.fc.ShutdownTimeout != 30*time.Second {
-		t.Errorf("decoded %+v", r.fc)
-	}
-}
-
-func TestRunConfigErrorsNameTheField(t *testing.T) {
-	cases := map[string]string{
-		"unknown field":   "brokers: [a:1]\ngroup: g\ntopics: [t]\nprocessor: log\nworkers: 3\n",
-		"bad processor":   "brokers: [a:1]\ngroup: g\ntopics: [t]\nprocessor: nope\n",
-		"bad ordering":    "brokers: [a:1]\ngroup: g\ntopics: [t]\nprocessor: log\nordering: sideways\n",
-		"missing group":   "brokers: [a:1]\ntopics: [t]\nprocessor: log\n",
-		"revoke too long": "brokers: [a:1]\ngroup: g\ntopics: [t]\nprocessor: log\nrevoke_timeout: 2m\n",
-		"bad duration":    "brokers: [a:1]\ngroup: g\ntopics: [t]\nprocessor: log\ncommit_interval: soon\n",
-	}
-	want := map[string]string{
-		"unknown field":   "workers",
-		"bad processor":   "processor",
-		"bad ordering":    "ordering",
-		"missing group":   "Config.Group",
-		"revoke too long": "Config.RevokeTimeout",
-		"bad duration":    "soon",
-	}
-	dir := t.TempDir()
-	for name, body := range cases {
-		t.Run(name, func(t *testing.T) {
-			p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
-			if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			err := (&RunCmd{ConfigPath: p, Out: &bytes.Buffer{}}).Validate()
-			if err == nil || !strings.Contains(err.Error(), want[name]) || !strings.Contains(err.Error(), p) {
-				t.Fatalf("error %v, want one naming %q and the file", err, want[name])
-			}
-		})
-	}
-}
-
 func TestDevValidateNamesFlags(t *testing.T) {
 	d := &DevCmd{KafkaAddr: "nope", MetricsAddr: "", TopicsDir: "/does/not/exist", Demo: true, Rate: 0,
 		Customers: 1, Ordering: "key", LogLevel: "warn", ShutdownTimeout: time.Second}
@@ -110,7 +68,7 @@ func TestDevDemoRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := out.String()
-	last := s[strings.LastIndex(strings.TrimSpace(s), "\n")+1:]
+	last := finalLine(s)
 	if !strings.Contains(last, "order-violations=0") {
 		t.Errorf("final line %q", last)
 	}

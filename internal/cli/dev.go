@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -43,10 +44,14 @@ type DevCmd struct {
 	LogLevel        string
 
 	Out io.Writer
+
+	in        *interrupts // a signal during the drain stops at once; nil: none
+	set       *topics.Set // loaded by Validate
+	validated bool
 }
 
-func newDevCmd(out io.Writer) *cobra.Command {
-	d := &DevCmd{Out: out}
+func newDevCmd(out, _ io.Writer, in *interrupts) *cobra.Command {
+	d := &DevCmd{Out: out, in: in}
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run an embedded broker, the example pipeline and (with --demo) a demo producer",
@@ -55,6 +60,10 @@ client can use, create the topics declared in --topics-dir, and run the example
 pipeline on --topic. With --demo, a generator produces keyed order events (one in
 --malformed-every is malformed and goes to the dead-letter topic). A progress line
 is printed every second; Prometheus metrics are served on --metrics-addr.`,
+		Example: `  ordo dev --demo                        # broker, topics, demo producer, example pipeline
+  ordo dev --demo --rate 500 --work 10ms  # slower processing: watch the lag
+  ordo dev --broker-only                  # only the broker and the topics, for your own clients
+  ordo dev --demo --duration 30s          # drain and stop after 30 seconds`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := validated(d.Validate()); err != nil {
@@ -83,51 +92,95 @@ is printed every second; Prometheus metrics are served on --metrics-addr.`,
 	return cmd
 }
 
-// Validate checks the flags before anything starts.
+// Validate checks every flag before anything starts (no broker, no topic,
+// no listener) and reports every bad one at once, each named as its flag.
 func (d *DevCmd) Validate() error {
 	var errs []error
-	if _, _, err := net.SplitHostPort(d.KafkaAddr); err != nil {
-		errs = append(errs, fmt.Errorf("--kafka-addr %q: %w", d.KafkaAddr, err))
+	bad := func(flag, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("--"+flag+" "+format, args...))
+	}
+	if err := checkHostPort(d.KafkaAddr); err != nil {
+		bad("kafka-addr", "%q: %v", d.KafkaAddr, err)
 	}
 	if d.MetricsAddr != "" {
-		if _, _, err := net.SplitHostPort(d.MetricsAddr); err != nil {
-			errs = append(errs, fmt.Errorf("--metrics-addr %q: %w", d.MetricsAddr, err))
+		if err := checkHostPort(d.MetricsAddr); err != nil {
+			bad("metrics-addr", "%q: %v", d.MetricsAddr, err)
+		} else if d.MetricsAddr == d.KafkaAddr && !strings.HasSuffix(d.MetricsAddr, ":0") {
+			bad("metrics-addr", "%q is also --kafka-addr", d.MetricsAddr)
 		}
 	}
-	if d.Demo && d.Rate <= 0 {
-		errs = append(errs, fmt.Errorf("--rate must be > 0, got %d", d.Rate))
+	if d.Rate < 1 {
+		bad("rate", "must be >= 1, got %d", d.Rate)
 	}
-	if d.Customers <= 0 {
-		errs = append(errs, fmt.Errorf("--customers must be > 0, got %d", d.Customers))
+	if d.Customers < 1 {
+		bad("customers", "must be >= 1, got %d", d.Customers)
 	}
 	if d.MalformedEvery < 0 {
-		errs = append(errs, fmt.Errorf("--malformed-every must be >= 0, got %d", d.MalformedEvery))
+		bad("malformed-every", "must be >= 0 (0: none), got %d", d.MalformedEvery)
 	}
-	if d.Duration < 0 || d.Work < 0 || d.ShutdownTimeout <= 0 {
-		errs = append(errs, errors.New("--duration and --work must be >= 0 and --shutdown-timeout > 0"))
+	if d.Work < 0 {
+		bad("work", "must not be negative, got %s", d.Work)
+	}
+	if d.Duration < 0 {
+		bad("duration", "must not be negative (0: until interrupted), got %s", d.Duration)
+	}
+	if d.ShutdownTimeout <= 0 {
+		bad("shutdown-timeout", "must be > 0, got %s", d.ShutdownTimeout)
 	}
 	if _, err := ordo.ParseOrdering(d.Ordering); err != nil {
-		errs = append(errs, fmt.Errorf("--ordering: %w", err))
+		bad("ordering", "%q: want key, partition or unordered", d.Ordering)
+	}
+	if d.Workers < 1 {
+		bad("workers", "must be >= 1, got %d", d.Workers)
 	}
 	if _, err := parseLevel(d.LogLevel); err != nil {
-		errs = append(errs, err)
+		bad("log-level", "%v", err)
 	}
+	if strings.TrimSpace(d.Group) == "" && !d.BrokerOnly {
+		bad("group", "must not be empty")
+	}
+	d.set = nil
 	switch {
 	case d.TopicsDir == "" && !d.BrokerOnly:
-		errs = append(errs, errors.New(`--topics-dir "" (no topic declarations) needs --broker-only`))
+		bad("topics-dir", `"" (no topic declarations) needs --broker-only`)
 	case d.TopicsDir == "":
 	default:
 		if st, err := os.Stat(d.TopicsDir); err != nil || !st.IsDir() {
-			errs = append(errs, fmt.Errorf("--topics-dir %q is not a directory (run from the repository root or pass --topics-dir)", d.TopicsDir))
+			bad("topics-dir", "%q is not a directory (run from the repository root or pass --topics-dir)", d.TopicsDir)
+			break
+		}
+		set, err := topics.Load(d.TopicsDir)
+		if err != nil {
+			bad("topics-dir", "%q: %v", d.TopicsDir, err)
+			break
+		}
+		d.set = set
+		if _, ok := set.Lookup(d.Topic); !ok && !d.BrokerOnly {
+			bad("topic", "%q is not declared in %s", d.Topic, d.TopicsDir)
 		}
 	}
+	d.validated = len(errs) == 0
 	return errors.Join(errs...)
 }
 
+// checkHostPort accepts host:port with a numeric port (0: any free port).
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
+}
+
+// parseLevel parses a log level; its error names no flag or key, the
+// caller does.
 func parseLevel(s string) (slog.Level, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(s)); err != nil {
-		return 0, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+		return 0, fmt.Errorf("%q: want debug, info, warn or error", s)
 	}
 	return l, nil
 }
@@ -141,18 +194,12 @@ func (d *DevCmd) Run(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, d.Duration)
 		defer cancel()
 	}
-	var set *topics.Set // nil: --topics-dir "", no topics to create
-	if d.TopicsDir != "" {
-		var err error
-		if set, err = topics.Load(d.TopicsDir); err != nil {
-			return err
+	if !d.validated {
+		if err := d.Validate(); err != nil {
+			return usageError{err}
 		}
 	}
-	if !d.BrokerOnly {
-		if _, ok := set.Lookup(d.Topic); !ok {
-			return usageError{fmt.Errorf("--topic %q is not declared in %s", d.Topic, d.TopicsDir)}
-		}
-	}
+	set := d.set // nil: --topics-dir "", no topics to create
 
 	broker, err := devbroker.Start(devbroker.Options{Addr: d.KafkaAddr})
 	if err != nil {
@@ -243,9 +290,7 @@ func (d *DevCmd) Run(ctx context.Context) error {
 	<-ctx.Done()
 	stopBackground()
 	wg.Wait()
-	sctx, cancel := context.WithTimeout(context.Background(), d.ShutdownTimeout)
-	defer cancel()
-	stopErr := cons.Stop(sctx)
-	fmt.Fprintf(d.Out, "ordo dev: stopped. %s order-violations=%d\n", statsLine(cons.Stats(), gen.Produced()), proc.Violations())
+	lanes, stopErr := drainStop(cons, d.Out, "ordo dev", d.ShutdownTimeout, "--shutdown-timeout", d.in)
+	stopReport(d.Out, "ordo dev", cons.Stats(), lanes, gen.Produced(), fmt.Sprintf(" order-violations=%d", proc.Violations()))
 	return stopErr
 }

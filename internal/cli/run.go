@@ -1,86 +1,28 @@
 package cli
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"gopkg.in/yaml.v3"
 
 	"github.com/ordokafka/ordo/pkg/ordo"
 	"github.com/ordokafka/ordo/processors/example"
 	"github.com/ordokafka/ordo/processors/logproc"
 )
 
-// FileConfig is the YAML file of `ordo run --config`. Durations are Go
-// durations ("500ms", "1m"). Unknown fields are an error.
-type FileConfig struct {
-	Brokers   []string `yaml:"brokers"`
-	Group     string   `yaml:"group"`
-	Topics    []string `yaml:"topics"`
-	Processor string   `yaml:"processor"` // a built-in processor: example, log
-	ClientID  string   `yaml:"client_id"`
-
-	Ordering                string        `yaml:"ordering"`
-	WorkersPerPartition     int           `yaml:"workers_per_partition"`
-	MaxWorkers              int           `yaml:"max_workers"`
-	MaxInFlightPerPartition int           `yaml:"max_in_flight_per_partition"`
-	MaxInFlight             int           `yaml:"max_in_flight"`
-	MaxInFlightBytesPerPart int64         `yaml:"max_in_flight_bytes_per_partition"`
-	MaxInFlightBytes        int64         `yaml:"max_in_flight_bytes"`
-	MaxPollRecords          int           `yaml:"max_poll_records"`
-	ProcessorName           string        `yaml:"processor_name"`
-	ProcessTimeout          time.Duration `yaml:"process_timeout"`
-	CommitInterval          time.Duration `yaml:"commit_interval"`
-	SessionTimeout          time.Duration `yaml:"session_timeout"`
-	RebalanceTimeout        time.Duration `yaml:"rebalance_timeout"`
-	RevokeTimeout           time.Duration `yaml:"revoke_timeout"`
-	ShutdownTimeout         time.Duration `yaml:"shutdown_timeout"`
-	Retry                   struct {
-		MaxAttempts    int           `yaml:"max_attempts"`
-		InitialBackoff time.Duration `yaml:"initial_backoff"`
-		MaxBackoff     time.Duration `yaml:"max_backoff"`
-		HoldDelay      time.Duration `yaml:"hold_delay"`
-	} `yaml:"retry"`
-	// MetricsAddr serves /metrics; absent: 127.0.0.1:9100; "": none.
-	MetricsAddr *string `yaml:"metrics_addr"`
-	LogLevel    string  `yaml:"log_level"`
-	// ExampleWork is the example processor's simulated work per event.
-	ExampleWork time.Duration `yaml:"example_work"`
-}
-
-// LoadFileConfig reads and strictly decodes a config file.
-func LoadFileConfig(path string) (*FileConfig, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var fc FileConfig
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if fc.ShutdownTimeout == 0 {
-		fc.ShutdownTimeout = 30 * time.Second
-	}
-	if fc.LogLevel == "" {
-		fc.LogLevel = "info"
-	}
-	if fc.MetricsAddr == nil {
-		def := "127.0.0.1:9100"
-		fc.MetricsAddr = &def
-	}
-	return &fc, nil
-}
+// builtinProcessors are the names processorFor knows.
+var builtinProcessors = []string{"example", "log"}
 
 // processorFor builds a built-in processor by name. The registry is
 // explicit: a new processor package adds a case here.
@@ -91,19 +33,12 @@ func processorFor(name string, fc *FileConfig, log *slog.Logger) (ordo.Processor
 	case "log":
 		return logproc.New(log), nil
 	}
-	return nil, fmt.Errorf("processor %q is not built in (have: example, log)", name)
+	return nil, fmt.Errorf("%q is not built in (built in: %s)", name, strings.Join(builtinProcessors, ", "))
 }
 
-// Consumer config from the file; every error names the file's field.
-func (fc *FileConfig) consumerConfig(log *slog.Logger) (ordo.Config, error) {
-	ordering, err := ordo.ParseOrdering(fc.Ordering)
-	if err != nil {
-		return ordo.Config{}, fmt.Errorf("ordering: %w", err)
-	}
-	proc, err := processorFor(fc.Processor, fc, log)
-	if err != nil {
-		return ordo.Config{}, fmt.Errorf("processor: %w", err)
-	}
+// consumerConfig is the ordo.Config of fc. It does not check it: ordo.New
+// does, and RunCmd.Validate names its errors as the user wrote them.
+func (fc *FileConfig) consumerConfig(proc ordo.Processor, ordering ordo.Ordering, log *slog.Logger) ordo.Config {
 	cfg := ordo.Config{
 		Brokers:                      fc.Brokers,
 		Group:                        fc.Group,
@@ -120,9 +55,11 @@ func (fc *FileConfig) consumerConfig(log *slog.Logger) (ordo.Config, error) {
 		MaxPollRecords:               fc.MaxPollRecords,
 		ProcessTimeout:               fc.ProcessTimeout,
 		CommitInterval:               fc.CommitInterval,
+		ConnectTimeout:               fc.ConnectTimeout,
 		SessionTimeout:               fc.SessionTimeout,
 		RebalanceTimeout:             fc.RebalanceTimeout,
 		RevokeTimeout:                fc.RevokeTimeout,
+		ShutdownTimeout:              fc.ShutdownTimeout,
 		Retry: ordo.RetryPolicy{
 			MaxAttempts:    fc.Retry.MaxAttempts,
 			InitialBackoff: fc.Retry.InitialBackoff,
@@ -134,26 +71,55 @@ func (fc *FileConfig) consumerConfig(log *slog.Logger) (ordo.Config, error) {
 	if fc.ClientID != "" {
 		cfg.KgoOpts = append(cfg.KgoOpts, kgo.ClientID(fc.ClientID))
 	}
-	return cfg, nil
+	return cfg
 }
 
-// RunCmd is `ordo run --config FILE`: the pipeline of the file against
+// RunCmd is `ordo run`: the pipeline its configuration describes (a YAML
+// file, ORDO_* variables and flags, in that order of precedence) against
 // real brokers, until SIGINT or SIGTERM.
 type RunCmd struct {
 	ConfigPath string
 	Out        io.Writer
+	// Err receives warnings and the logs. Default os.Stderr.
+	Err io.Writer
+	// Environ returns the environment. Default os.Environ.
+	Environ func() []string
 
-	fc  *FileConfig
-	cfg ordo.Config
-	log *slog.Logger
+	flags *pflag.FlagSet // the command's flags; nil: none set
+	in    *interrupts    // a signal during the drain stops at once; nil: none
+	// progressEvery is the interval of progress lines; 0: 10s.
+	progressEvery time.Duration
+	rc            *runConfig
+	fc            *FileConfig
+	cfg           ordo.Config
+	log           *slog.Logger
 }
 
-func newRunCmd(out io.Writer) *cobra.Command {
-	r := &RunCmd{Out: out}
+func newRunCmd(out, errw io.Writer, in *interrupts) *cobra.Command {
+	return newRunCommand(&RunCmd{Out: out, Err: errw, in: in})
+}
+
+// newRunCommand binds r to a new `ordo run` command and its flags.
+func newRunCommand(r *RunCmd) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "run --config FILE",
-		Short: "Run the pipeline a config file describes, against real brokers",
-		Args:  cobra.NoArgs,
+		Use:   "run [--config FILE] [flags]",
+		Short: "Run the pipeline a config file, ORDO_* variables and flags describe, against real brokers",
+		Long: `Run a pipeline against real brokers until SIGINT or SIGTERM, then drain and
+commit within shutdown_timeout.
+
+Its configuration has three layers, each overriding the one before: the YAML
+file of --config (optional), the environment (ORDO_ and the key path
+upper-cased, "." as "_": ORDO_BROKERS=a:9092,b:9092, ORDO_RETRY_MAX_ATTEMPTS=3),
+then the flags below. Every key is listed in docs/configuration.md. All bad
+values are reported at once, each named as written (file key, variable or
+flag), before anything connects.`,
+		Example: `  # Against the Redpanda of docker compose, as the file says:
+  ordo run --config deploy/ordo.yaml
+  # Beside ordo dev (broker 127.0.0.1:9092, metrics :9100 taken):
+  ordo run --config deploy/ordo.yaml --brokers 127.0.0.1:9092 --metrics-addr 127.0.0.1:9101
+  # No file: the environment and flags give everything.
+  ORDO_RETRY_MAX_ATTEMPTS=3 ordo run --brokers b1:9092,b2:9092 --group ledger --topic orders --processor log`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := validated(r.Validate()); err != nil {
 				return err
@@ -161,37 +127,106 @@ func newRunCmd(out io.Writer) *cobra.Command {
 			return r.Run(cmd.Context())
 		},
 	}
-	cmd.Flags().StringVarP(&r.ConfigPath, "config", "c", "", "pipeline config file (YAML); see deploy/ordo.yaml")
+	f := cmd.Flags()
+	f.StringVarP(&r.ConfigPath, "config", "c", "", "pipeline config file (YAML); see deploy/ordo.yaml")
+	f.StringSlice("brokers", nil, "seed brokers, host:port (repeat or comma-separate); key brokers")
+	f.String("group", "", "consumer group; key group")
+	f.StringSlice("topic", nil, "topic to consume (repeat or comma-separate); key topics")
+	f.String("processor", "", "built-in processor: example, log; key processor")
+	f.String("metrics-addr", defaultMetricsAddr, `address of the Prometheus /metrics endpoint ("": none); key metrics_addr`)
+	f.String("log-level", defaultLogLevel, "log level: debug, info, warn, error; key log_level")
+	r.flags = f
 	return cmd
 }
 
-// Validate loads the file and checks it completely, connecting to nothing.
+// Validate loads the configuration and checks all of it, connecting to
+// nothing and listening on nothing. Every bad value is reported, each named
+// as the user wrote it.
 func (r *RunCmd) Validate() error {
-	if r.ConfigPath == "" {
-		return errors.New("--config is required")
+	environ := os.Environ
+	if r.Environ != nil {
+		environ = r.Environ
 	}
-	fc, err := LoadFileConfig(r.ConfigPath)
+	errw := r.Err
+	if errw == nil {
+		errw = os.Stderr
+	}
+	rc, err := loadRunConfig(r.ConfigPath, environ(), r.flags)
 	if err != nil {
 		return err
 	}
+	switch len(rc.unknownEnv) {
+	case 0:
+	case 1:
+		fmt.Fprintf(errw, "ordo run: ignoring %s: not a configuration key (see docs/configuration.md)\n", rc.unknownEnv[0])
+	default:
+		fmt.Fprintf(errw, "ordo run: ignoring %s: not configuration keys (see docs/configuration.md)\n", strings.Join(rc.unknownEnv, ", "))
+	}
+	fc := &rc.fc
+	if fc.LogLevel == "" {
+		fc.LogLevel = defaultLogLevel
+	}
+	if fc.MetricsAddr == nil {
+		def := defaultMetricsAddr
+		fc.MetricsAddr = &def
+	}
+
+	// What the loader found (unknown keys, unreadable values); the
+	// command's own checks; then ordo.New's, each only for keys not already
+	// found wrong.
+	errs := rc.errs
+	reported := maps.Clone(rc.bad)
+	bad := func(key, format string, args ...any) {
+		if !reported[key] {
+			errs = append(errs, rc.errorf(key, -1, format, args...))
+			reported[key] = true
+		}
+	}
 	level, err := parseLevel(fc.LogLevel)
 	if err != nil {
-		return fmt.Errorf("%s: log_level: %w", r.ConfigPath, err)
+		bad("log_level", "%v", err)
 	}
-	r.log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	cfg, err := fc.consumerConfig(r.log)
+	if addr := *fc.MetricsAddr; addr != "" {
+		if err := checkHostPort(addr); err != nil {
+			bad("metrics_addr", "%q: %v (or \"\" to serve no metrics)", addr, err)
+		}
+	}
+	if fc.ExampleWork < 0 {
+		bad("example_work", "must not be negative, got %s", fc.ExampleWork)
+	}
+	ordering, err := ordo.ParseOrdering(fc.Ordering)
 	if err != nil {
-		return fmt.Errorf("%s: %w", r.ConfigPath, err)
+		bad("ordering", "%q: want key, partition or unordered", fc.Ordering)
 	}
-	// ordo.New validates every field; build a throwaway to check now.
+	r.log = slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: level}))
+	var proc ordo.Processor
+	if fc.Processor == "" {
+		bad("processor", "is required (built in: %s)", strings.Join(builtinProcessors, ", "))
+	} else if proc, err = processorFor(fc.Processor, fc, r.log); err != nil {
+		bad("processor", "%v", err)
+	}
+	cfg := fc.consumerConfig(proc, ordering, r.log)
+	// ordo.New validates every field without connecting; build a
+	// throwaway to check now.
 	if _, err := ordo.New(cfg); err != nil {
-		return fmt.Errorf("%s: %w", r.ConfigPath, err)
+		errs = append(errs, rc.fieldErrors(err, reported)...)
 	}
-	r.fc, r.cfg = fc, cfg
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if fc.ShutdownTimeout == 0 {
+		fc.ShutdownTimeout = ordo.DefaultShutdownTimeout
+	}
+	if fc.ConnectTimeout == 0 {
+		fc.ConnectTimeout = ordo.DefaultConnectTimeout
+	}
+	r.rc, r.fc, r.cfg = rc, fc, cfg
 	return nil
 }
 
-// Run runs until ctx ends, then stops within the shutdown timeout.
+// Run runs until ctx ends (the first SIGINT or SIGTERM), then drains and
+// commits within shutdown_timeout; a second signal stops at once. A drain
+// that did not finish is an error naming what it abandoned.
 func (r *RunCmd) Run(ctx context.Context) error {
 	cons, err := ordo.New(r.cfg)
 	if err != nil {
@@ -209,6 +244,13 @@ func (r *RunCmd) Run(ctx context.Context) error {
 		}()
 		fmt.Fprintf(r.Out, "ordo run: metrics on http://%s/metrics\n", ms.Addr())
 	}
+	if err := waitForBroker(ctx, r.cfg.Brokers, r.fc.ConnectTimeout, r.rc.name("connect_timeout", -1), r.cfg.KgoOpts...); err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintln(r.Out, "ordo run: interrupted before the brokers answered; nothing to drain")
+			return nil
+		}
+		return err
+	}
 	if err := cons.Start(context.Background()); err != nil { // stop is explicit, below: drain, not cancel
 		return err
 	}
@@ -217,16 +259,14 @@ func (r *RunCmd) Run(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		progress(pctx, r.Out, 10*time.Second, func(el time.Duration) string {
+		progress(pctx, r.Out, cmp.Or(r.progressEvery, 10*time.Second), func(el time.Duration) string {
 			return fmt.Sprintf("[%s] %s", el, statsLine(cons.Stats(), -1))
 		})
 	}()
 	<-ctx.Done()
 	stopProgress()
 	<-done
-	sctx, cancel := context.WithTimeout(context.Background(), r.fc.ShutdownTimeout)
-	defer cancel()
-	err = cons.Stop(sctx)
-	fmt.Fprintf(r.Out, "ordo run: stopped. %s\n", statsLine(cons.Stats(), -1))
+	lanes, err := drainStop(cons, r.Out, "ordo run", r.fc.ShutdownTimeout, r.rc.name("shutdown_timeout", -1), r.in)
+	stopReport(r.Out, "ordo run", cons.Stats(), lanes, -1, "")
 	return err
 }

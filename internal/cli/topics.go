@@ -19,22 +19,31 @@ import (
 // TopicsApplyCmd is `ordo topics apply`: create the topics declared in a
 // directory (each with its retry chain and dead-letter topic).
 type TopicsApplyCmd struct {
-	Dir     string
-	Brokers []string
-	DryRun  bool
-	Timeout time.Duration
-	Out     io.Writer
+	Dir            string
+	Brokers        []string
+	DryRun         bool
+	Timeout        time.Duration
+	ConnectTimeout time.Duration
+	Out            io.Writer
 
 	set *topics.Set
 }
 
 func newTopicsCmd(out io.Writer) *cobra.Command {
-	cmd := &cobra.Command{Use: "topics", Short: "Declare and create topics (with their retry and DLQ chain)"}
+	cmd := &cobra.Command{
+		Use:   "topics",
+		Short: "Declare and create topics (with their retry and DLQ chain)",
+		Example: `  ordo topics list
+  ordo topics apply --brokers localhost:19092`,
+	}
 	a := &TopicsApplyCmd{Out: out}
 	apply := &cobra.Command{
 		Use:   "apply",
 		Short: "Create the declared topics that are missing",
-		Args:  cobra.NoArgs,
+		Example: `  ordo topics apply --brokers localhost:19092            # docker compose's Redpanda
+  ordo topics apply --brokers 127.0.0.1:9092 --dry-run  # what would be created
+  ordo topics apply --brokers b1:9092,b2:9092 --dir topics --timeout 1m`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := validated(a.Validate()); err != nil {
 				return err
@@ -46,13 +55,16 @@ func newTopicsCmd(out io.Writer) *cobra.Command {
 	f.StringVar(&a.Dir, "dir", "topics", "directory of topic declarations")
 	f.StringSliceVar(&a.Brokers, "brokers", []string{"127.0.0.1:9092"}, "seed brokers")
 	f.BoolVar(&a.DryRun, "dry-run", false, "print what would be created, create nothing")
-	f.DurationVar(&a.Timeout, "timeout", 30*time.Second, "time allowed")
+	f.DurationVar(&a.Timeout, "timeout", 30*time.Second, "time allowed in all, the connect check included")
+	f.DurationVar(&a.ConnectTimeout, "connect-timeout", 10*time.Second, "time allowed for a seed broker to answer first (at most --timeout)")
 
 	var dir string
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the declared topics and the chain derived from each",
-		Args:  cobra.NoArgs,
+		Example: `  ordo topics list
+  ordo topics list --dir path/to/topics`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			set, err := topics.Load(dir)
 			if err != nil {
@@ -66,29 +78,53 @@ func newTopicsCmd(out io.Writer) *cobra.Command {
 	return cmd
 }
 
-// Validate loads and checks the declarations; it connects to nothing.
+// Validate checks every flag and loads the declarations; it connects to
+// nothing. Every bad flag is reported at once, named as the flag.
 func (a *TopicsApplyCmd) Validate() error {
+	var errs []error
 	if len(a.Brokers) == 0 {
-		return errors.New("--brokers is required")
+		errs = append(errs, errors.New("--brokers is required (host:port of a seed broker)"))
+	}
+	for i, b := range a.Brokers {
+		if strings.TrimSpace(b) == "" {
+			errs = append(errs, fmt.Errorf("--brokers: entry %d is empty", i+1))
+		}
+	}
+	if a.Timeout <= 0 {
+		errs = append(errs, fmt.Errorf("--timeout must be > 0, got %s", a.Timeout))
+	}
+	if a.ConnectTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--connect-timeout must be > 0, got %s", a.ConnectTimeout))
 	}
 	set, err := topics.Load(a.Dir)
 	if err != nil {
-		return err
+		errs = append(errs, fmt.Errorf("--dir %q: %w", a.Dir, err))
 	}
 	a.set = set
-	return nil
+	return errors.Join(errs...)
 }
 
-// Run creates the missing topics.
+// Run checks that a seed broker answers (within --connect-timeout), then
+// creates the missing topics, all within --timeout.
 func (a *TopicsApplyCmd) Run(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, a.Timeout)
 	defer cancel()
+	connect, what := a.ConnectTimeout, "--connect-timeout"
+	if a.Timeout < connect {
+		connect, what = a.Timeout, "--timeout"
+	}
+	if err := waitForBroker(ctx, a.Brokers, connect, what); err != nil {
+		return err
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(a.Brokers...))
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
 	res, err := topics.Apply(ctx, kadm.NewClient(cl), a.set.Specs(), a.DryRun)
+	if err != nil && errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("brokers %s did not finish within --timeout %s: %w", strings.Join(a.Brokers, ","), a.Timeout, err)
+	}
 	tw := tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TOPIC\tACTION\tERROR")
 	for _, r := range res {

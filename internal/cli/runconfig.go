@@ -1,0 +1,507 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/providers/posflag"
+	"github.com/knadh/koanf/v2"
+	"github.com/spf13/pflag"
+
+	"github.com/ordokafka/ordo/pkg/ordo"
+)
+
+// FileConfig is the configuration of `ordo run`, whatever layer each value
+// came from: the YAML file of --config, then the ORDO_* environment, then
+// the flags, each overriding the one before (see runKeys). Durations are Go
+// durations ("500ms", "1m"). A zero value means the default.
+type FileConfig struct {
+	Brokers   []string
+	Group     string
+	Topics    []string
+	Processor string // a built-in processor: example, log
+	ClientID  string
+
+	Ordering                string
+	WorkersPerPartition     int
+	MaxWorkers              int
+	MaxInFlightPerPartition int
+	MaxInFlight             int
+	MaxInFlightBytesPerPart int64
+	MaxInFlightBytes        int64
+	MaxPollRecords          int
+	ProcessorName           string
+	ProcessTimeout          time.Duration
+	CommitInterval          time.Duration
+	ConnectTimeout          time.Duration
+	SessionTimeout          time.Duration
+	RebalanceTimeout        time.Duration
+	RevokeTimeout           time.Duration
+	ShutdownTimeout         time.Duration
+	Retry                   struct {
+		MaxAttempts    int
+		InitialBackoff time.Duration
+		MaxBackoff     time.Duration
+		HoldDelay      time.Duration
+	}
+	// MetricsAddr serves /metrics; absent: 127.0.0.1:9100; "": none.
+	MetricsAddr *string
+	LogLevel    string
+	// ExampleWork is the example processor's simulated work per event.
+	ExampleWork time.Duration
+}
+
+// Defaults of the command's own keys (ordo.Config's are ordo's).
+const (
+	defaultMetricsAddr = "127.0.0.1:9100"
+	defaultLogLevel    = "info"
+	envPrefix          = "ORDO_"
+)
+
+// runKey is one key of `ordo run`'s configuration. This table is the one
+// place that relates the names a user writes (the YAML key path, its
+// environment variable, its flag) to the ordo.Config field it sets, both
+// ways: values go in through it, and ordo's FieldErrors come back out
+// through it, so that no error names a Go field.
+type runKey struct {
+	key   string // YAML key path: "retry.max_attempts"
+	field string // ordo.Config field path: "Retry.MaxAttempts"; "" for the command's own keys
+	flag  string // flag name without "--"; "" when the key has no flag
+	// ptr points into a FileConfig at the key's value; its type says how
+	// the value is read (see decodeValue).
+	ptr func(*FileConfig) any
+}
+
+// env is the key's environment variable: ORDO_ and the key path upper-cased,
+// "." and every other non-alphanumeric character replaced by "_"
+// (retry.max_attempts -> ORDO_RETRY_MAX_ATTEMPTS).
+func (k runKey) env() string {
+	return envPrefix + strings.ToUpper(strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+			return r
+		}
+		return '_'
+	}, k.key))
+}
+
+var runKeys = []runKey{
+	{"brokers", "Brokers", "brokers", func(c *FileConfig) any { return &c.Brokers }},
+	{"group", "Group", "group", func(c *FileConfig) any { return &c.Group }},
+	{"topics", "Topics", "topic", func(c *FileConfig) any { return &c.Topics }},
+	{"processor", "Processor", "processor", func(c *FileConfig) any { return &c.Processor }},
+	{"client_id", "", "", func(c *FileConfig) any { return &c.ClientID }},
+	{"ordering", "Ordering", "", func(c *FileConfig) any { return &c.Ordering }},
+	{"workers_per_partition", "WorkersPerPartition", "", func(c *FileConfig) any { return &c.WorkersPerPartition }},
+	{"max_workers", "MaxWorkers", "", func(c *FileConfig) any { return &c.MaxWorkers }},
+	{"max_in_flight_per_partition", "MaxInFlightPerPartition", "", func(c *FileConfig) any { return &c.MaxInFlightPerPartition }},
+	{"max_in_flight", "MaxInFlight", "", func(c *FileConfig) any { return &c.MaxInFlight }},
+	{"max_in_flight_bytes_per_partition", "MaxInFlightBytesPerPartition", "", func(c *FileConfig) any { return &c.MaxInFlightBytesPerPart }},
+	{"max_in_flight_bytes", "MaxInFlightBytes", "", func(c *FileConfig) any { return &c.MaxInFlightBytes }},
+	{"max_poll_records", "MaxPollRecords", "", func(c *FileConfig) any { return &c.MaxPollRecords }},
+	{"processor_name", "ProcessorName", "", func(c *FileConfig) any { return &c.ProcessorName }},
+	{"process_timeout", "ProcessTimeout", "", func(c *FileConfig) any { return &c.ProcessTimeout }},
+	{"commit_interval", "CommitInterval", "", func(c *FileConfig) any { return &c.CommitInterval }},
+	{"connect_timeout", "ConnectTimeout", "", func(c *FileConfig) any { return &c.ConnectTimeout }},
+	{"session_timeout", "SessionTimeout", "", func(c *FileConfig) any { return &c.SessionTimeout }},
+	{"rebalance_timeout", "RebalanceTimeout", "", func(c *FileConfig) any { return &c.RebalanceTimeout }},
+	{"revoke_timeout", "RevokeTimeout", "", func(c *FileConfig) any { return &c.RevokeTimeout }},
+	{"shutdown_timeout", "ShutdownTimeout", "", func(c *FileConfig) any { return &c.ShutdownTimeout }},
+	{"retry.max_attempts", "Retry.MaxAttempts", "", func(c *FileConfig) any { return &c.Retry.MaxAttempts }},
+	{"retry.initial_backoff", "Retry.InitialBackoff", "", func(c *FileConfig) any { return &c.Retry.InitialBackoff }},
+	{"retry.max_backoff", "Retry.MaxBackoff", "", func(c *FileConfig) any { return &c.Retry.MaxBackoff }},
+	{"retry.hold_delay", "Retry.HoldDelay", "", func(c *FileConfig) any { return &c.Retry.HoldDelay }},
+	{"metrics_addr", "", "metrics-addr", func(c *FileConfig) any { return &c.MetricsAddr }},
+	{"log_level", "", "log-level", func(c *FileConfig) any { return &c.LogLevel }},
+	{"example_work", "", "", func(c *FileConfig) any { return &c.ExampleWork }},
+}
+
+// keyByName, keyByField, keyByEnv and keyByFlag index runKeys.
+var keyByName, keyByField, keyByEnv, keyByFlag = func() (byName, byField, byEnv, byFlag map[string]runKey) {
+	byName, byField, byEnv, byFlag = map[string]runKey{}, map[string]runKey{}, map[string]runKey{}, map[string]runKey{}
+	for _, k := range runKeys {
+		byName[k.key] = k
+		byEnv[k.env()] = k
+		if k.field != "" {
+			byField[k.field] = k
+		}
+		if k.flag != "" {
+			byFlag[k.flag] = k
+		}
+	}
+	return byName, byField, byEnv, byFlag
+}()
+
+// layer is where a value came from.
+type layer int
+
+const (
+	fromDefault layer = iota
+	fromFile
+	fromEnv
+	fromFlag
+)
+
+// runConfig is a loaded configuration and, for each key set by a layer,
+// where its value came from, so that an error names it as the user wrote it.
+type runConfig struct {
+	fc     FileConfig
+	path   string
+	origin map[string]layer
+	// unknownEnv are ORDO_* variables that name no key (names only: their
+	// values are never printed).
+	unknownEnv []string
+	// errs are the unknown keys and unreadable values; bad holds the keys
+	// whose value could not be read (left at their zero value).
+	errs []error
+	bad  map[string]bool
+}
+
+// name is how the user wrote key: its path in the file, its environment
+// variable or its flag. idx >= 0 names one entry of a list.
+func (rc *runConfig) name(key string, idx int) string {
+	k := keyByName[key]
+	switch rc.origin[key] {
+	case fromFile:
+		if idx >= 0 {
+			return fmt.Sprintf("%s: %s[%d]", rc.path, key, idx)
+		}
+		return rc.path + ": " + key
+	case fromEnv:
+		if idx >= 0 {
+			return fmt.Sprintf("%s entry %d", k.env(), idx+1)
+		}
+		return k.env()
+	case fromFlag:
+		if idx >= 0 {
+			return fmt.Sprintf("--%s entry %d", k.flag, idx+1)
+		}
+		return "--" + k.flag
+	}
+	if idx >= 0 {
+		return fmt.Sprintf("%s[%d]", key, idx)
+	}
+	return key
+}
+
+// errorf returns an error about key (entry idx, or -1 for the whole key),
+// named as the user wrote it. A key no layer set is named with the ways to
+// set it.
+func (rc *runConfig) errorf(key string, idx int, format string, args ...any) error {
+	msg := rc.name(key, idx) + ": " + fmt.Sprintf(format, args...)
+	if rc.origin[key] == fromDefault {
+		k := keyByName[key]
+		ways := "in the --config file or with " + k.env()
+		if k.flag != "" {
+			ways += " or --" + k.flag
+		}
+		msg += " (set " + key + " " + ways + ")"
+	}
+	return errors.New(msg)
+}
+
+// loadRunConfig reads the layers through koanf: the YAML file at path (if
+// path is not ""), the ORDO_* variables of environ, and the flags of fs that
+// were set (fs may be nil), each overriding the one before. An unreadable
+// file is the error it returns; unknown file keys and values of the wrong
+// type are in rc.errs, all of them, each naming the key as the user wrote
+// it (a key whose value could not be read is in rc.bad). It checks no
+// value's range: that is RunCmd.Validate's, with ordo.New's checks.
+func loadRunConfig(path string, environ []string, fs *pflag.FlagSet) (*runConfig, error) {
+	rc := &runConfig{path: path, origin: map[string]layer{}, bad: map[string]bool{}}
+	var errs []error
+
+	fileK := koanf.New(".")
+	if path != "" {
+		if err := fileK.Load(file.Provider(path), yaml.Parser()); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		for _, key := range fileK.Keys() {
+			if _, ok := keyByName[key]; ok {
+				continue
+			}
+			if m, ok := fileK.Get(key).(map[string]any); ok && len(m) == 0 {
+				continue // an empty section: "retry: {}"
+			}
+			if underKey(key) {
+				continue // "group: {a: 1}": reported as group's wrong type, below
+			}
+			errs = append(errs, unknownKey(path, key))
+		}
+	}
+
+	envK := koanf.New(".")
+	err := envK.Load(env.Provider(".", env.Opt{
+		Prefix:      envPrefix,
+		EnvironFunc: func() []string { return environ },
+		TransformFunc: func(name, value string) (string, any) {
+			k, ok := keyByEnv[name]
+			if !ok {
+				rc.unknownEnv = append(rc.unknownEnv, name)
+				return "", nil
+			}
+			return k.key, value
+		},
+	}), nil)
+	if err != nil {
+		return nil, fmt.Errorf("environment: %w", err)
+	}
+	slices.Sort(rc.unknownEnv)
+
+	flagK := koanf.New(".")
+	if fs != nil {
+		// Without a koanf to consult, posflag takes only the flags set.
+		err := flagK.Load(posflag.ProviderWithFlag(fs, ".", nil, func(f *pflag.Flag) (string, any) {
+			k, ok := keyByFlag[f.Name]
+			if !ok {
+				return "", nil
+			}
+			return k.key, posflag.FlagVal(fs, f)
+		}), nil)
+		if err != nil {
+			return nil, fmt.Errorf("flags: %w", err)
+		}
+	}
+
+	all := koanf.New(".")
+	for _, l := range []*koanf.Koanf{fileK, envK, flagK} {
+		if err := all.Merge(l); err != nil {
+			return nil, err
+		}
+	}
+	for _, k := range runKeys {
+		switch {
+		case flagK.Exists(k.key):
+			rc.origin[k.key] = fromFlag
+		case envK.Exists(k.key):
+			rc.origin[k.key] = fromEnv
+		case fileK.Exists(k.key):
+			rc.origin[k.key] = fromFile
+		default:
+			continue
+		}
+		if err := decodeValue(all.Get(k.key), k.ptr(&rc.fc)); err != nil {
+			errs = append(errs, rc.errorf(k.key, -1, "%v", err))
+			rc.bad[k.key] = true
+		}
+	}
+	rc.errs = errs
+	return rc, nil
+}
+
+// underKey reports whether key is inside the value of a key (a mapping
+// written where a value belongs).
+func underKey(key string) bool {
+	for i := range len(key) {
+		if key[i] == '.' {
+			if _, ok := keyByName[key[:i]]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// unknownKey names a file key that is not in runKeys, and the key meant if
+// it looks like one.
+func unknownKey(path, key string) error {
+	var children []string
+	for _, k := range runKeys {
+		if strings.HasPrefix(k.key, key+".") {
+			children = append(children, strings.TrimPrefix(k.key, key+"."))
+		}
+	}
+	if children != nil { // "retry: 3": a section written as a value
+		return fmt.Errorf("%s: %s: want a mapping of %s", path, key, strings.Join(children, ", "))
+	}
+	msg := fmt.Sprintf("%s: unknown key %q", path, key)
+	last := key[strings.LastIndex(key, ".")+1:]
+	for _, k := range runKeys {
+		if len(last) >= 4 && strings.Contains(k.key, last) {
+			return fmt.Errorf("%s (did you mean %s?)", msg, k.key)
+		}
+	}
+	return errors.New(msg + " (the keys are listed in docs/configuration.md)")
+}
+
+// decodeValue reads v (from YAML, the environment or a flag) into dst, a
+// pointer into FileConfig: *string, **string (a string whose absence
+// differs from ""), *[]string (a YAML list or a comma-separated string),
+// *int, *int64, or *time.Duration (a Go duration with its unit). A YAML
+// null leaves dst as it is.
+func decodeValue(v, dst any) error {
+	if v == nil {
+		return nil
+	}
+	var err error
+	switch dst := dst.(type) {
+	case *string:
+		*dst, err = scalar(v)
+	case **string:
+		var s string
+		if s, err = scalar(v); err == nil {
+			*dst = &s
+		}
+	case *[]string:
+		*dst, err = list(v)
+	case *int:
+		var n int64
+		if n, err = integer(v); err == nil {
+			*dst = int(n)
+		}
+	case *int64:
+		*dst, err = integer(v)
+	case *time.Duration:
+		*dst, err = duration(v)
+	default:
+		err = fmt.Errorf("internal error: runKeys has no decoder for %T", dst) // caught by TestRunConfigEveryKeyFromFileAndEnv
+	}
+	return err
+}
+
+func scalar(v any) (string, error) {
+	switch v := v.(type) {
+	case string:
+		return v, nil
+	case map[string]any, []any, []string:
+		return "", errors.New("want a single value, got a list or a mapping")
+	default:
+		return fmt.Sprint(v), nil
+	}
+}
+
+// list reads a YAML list of strings, or a comma-separated string (the
+// environment; a flag's value is already a list).
+func list(v any) ([]string, error) {
+	switch v := v.(type) {
+	case []string:
+		return v, nil
+	case []any:
+		out := make([]string, 0, len(v))
+		for i, e := range v {
+			s, err := scalar(e)
+			if err != nil || e == nil {
+				return nil, fmt.Errorf("entry %d: want a string", i+1)
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	case string:
+		if strings.TrimSpace(v) == "" {
+			return []string{}, nil
+		}
+		parts := strings.Split(v, ",")
+		for i := range parts {
+			parts[i] = strings.TrimSpace(parts[i])
+		}
+		return parts, nil
+	case map[string]any:
+		return nil, errors.New("want a list, got a mapping")
+	}
+	return []string{fmt.Sprint(v)}, nil
+}
+
+func integer(v any) (int64, error) {
+	switch v := v.(type) {
+	case int:
+		return int64(v), nil
+	case int64:
+		return v, nil
+	case uint64:
+		if v > math.MaxInt64 {
+			return 0, fmt.Errorf("%d is too large", v)
+		}
+		return int64(v), nil
+	case float64:
+		if v != math.Trunc(v) || math.Abs(v) > math.MaxInt64 {
+			return 0, fmt.Errorf("want an integer, got %v", v)
+		}
+		return int64(v), nil
+	case string:
+		s := strings.TrimSpace(v)
+		if s == "" {
+			return 0, nil // an empty variable: the default
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("want an integer, got %q", v)
+		}
+		return n, nil
+	}
+	return 0, fmt.Errorf("want an integer, got %v", v)
+}
+
+func duration(v any) (time.Duration, error) {
+	switch v := v.(type) {
+	case time.Duration:
+		return v, nil
+	case int, int64, uint64, float64:
+		if n, err := integer(v); err == nil && n == 0 {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("want a duration with its unit, such as 500ms or 1m; got %v", v)
+	case string:
+		s := strings.TrimSpace(v)
+		if s == "" || s == "0" {
+			return 0, nil
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return 0, fmt.Errorf("want a duration with its unit, such as 500ms or 1m; got %q", v)
+		}
+		return d, nil
+	}
+	return 0, fmt.Errorf("want a duration with its unit, such as 500ms or 1m; got %v", v)
+}
+
+// goField matches what may be an ordo.Config field path in a FieldError's
+// reason: "RebalanceTimeout", "Retry.InitialBackoff".
+var goField = regexp.MustCompile(`\b[A-Z][A-Za-z]*(?:\.[A-Z][A-Za-z]*)*\b`)
+
+// fieldIndex splits "Topics[1]" into "Topics" and 1 (-1 without an index).
+var fieldIndex = regexp.MustCompile(`^(.*)\[(\d+)\]$`)
+
+// fieldErrors translates ordo.New's FieldErrors into errors named as the
+// user wrote each key, through runKeys, skipping keys in skip (already
+// reported). Other errors are returned as they are.
+func (rc *runConfig) fieldErrors(err error, skip map[string]bool) []error {
+	fes := ordo.FieldErrors(err)
+	if len(fes) == 0 {
+		if err != nil {
+			return []error{err}
+		}
+		return nil
+	}
+	var out []error
+	for _, fe := range fes {
+		field, idx := fe.Field, -1
+		if m := fieldIndex.FindStringSubmatch(field); m != nil {
+			field = m[1]
+			idx, _ = strconv.Atoi(m[2])
+		}
+		k, ok := keyByField[field]
+		if !ok { // a field this command does not set: cannot happen
+			out = append(out, fe)
+			continue
+		}
+		if skip[k.key] {
+			continue
+		}
+		reason := goField.ReplaceAllStringFunc(fe.Reason, func(s string) string {
+			if k, ok := keyByField[s]; ok {
+				return k.key
+			}
+			return s
+		})
+		out = append(out, rc.errorf(k.key, idx, "%s", reason))
+	}
+	return out
+}

@@ -53,6 +53,8 @@ func (fc *FileConfig) consumerConfig(proc ordo.Processor, ordering ordo.Ordering
 		MaxInFlightBytesPerPartition: fc.MaxInFlightBytesPerPart,
 		MaxInFlightBytes:             fc.MaxInFlightBytes,
 		MaxPollRecords:               fc.MaxPollRecords,
+		MaxTrackedSpan:               fc.MaxTrackedSpan,
+		MaxOffsetMapBytes:            fc.MaxOffsetMapBytes,
 		ProcessTimeout:               fc.ProcessTimeout,
 		CommitInterval:               fc.CommitInterval,
 		ConnectTimeout:               fc.ConnectTimeout,

@@ -39,6 +39,8 @@ type FileConfig struct {
 	MaxInFlightBytesPerPart int64
 	MaxInFlightBytes        int64
 	MaxPollRecords          int
+	MaxTrackedSpan          int
+	MaxOffsetMapBytes       int
 	ProcessorName           string
 	ProcessTimeout          time.Duration
 	CommitInterval          time.Duration
@@ -107,6 +109,8 @@ var runKeys = []runKey{
 	{"max_in_flight_bytes_per_partition", "MaxInFlightBytesPerPartition", "", func(c *FileConfig) any { return &c.MaxInFlightBytesPerPart }},
 	{"max_in_flight_bytes", "MaxInFlightBytes", "", func(c *FileConfig) any { return &c.MaxInFlightBytes }},
 	{"max_poll_records", "MaxPollRecords", "", func(c *FileConfig) any { return &c.MaxPollRecords }},
+	{"max_tracked_span", "MaxTrackedSpan", "", func(c *FileConfig) any { return &c.MaxTrackedSpan }},
+	{"max_offset_map_bytes", "MaxOffsetMapBytes", "", func(c *FileConfig) any { return &c.MaxOffsetMapBytes }},
 	{"processor_name", "ProcessorName", "", func(c *FileConfig) any { return &c.ProcessorName }},
 	{"process_timeout", "ProcessTimeout", "", func(c *FileConfig) any { return &c.ProcessTimeout }},
 	{"commit_interval", "CommitInterval", "", func(c *FileConfig) any { return &c.CommitInterval }},

@@ -132,6 +132,8 @@ max_in_flight: 1000
 max_in_flight_bytes_per_partition: 1000
 max_in_flight_bytes: 5000
 max_poll_records: 77
+max_tracked_span: 5000
+max_offset_map_bytes: 1000
 processor_name: ledger
 process_timeout: 3s
 commit_interval: 2s
@@ -160,7 +162,7 @@ example_work: 1ms
 		c := r.cfg
 		if c.ProcessorName != "ledger" || c.Ordering.String() != "partition" || c.WorkersPerPartition != 3 || c.MaxWorkers != 30 ||
 			c.MaxInFlightPerPartition != 100 || c.MaxInFlight != 1000 || c.MaxInFlightBytesPerPartition != 1000 ||
-			c.MaxInFlightBytes != 5000 || c.MaxPollRecords != 77 || c.ProcessTimeout != 3*time.Second ||
+			c.MaxInFlightBytes != 5000 || c.MaxPollRecords != 77 || c.MaxTrackedSpan != 5000 || c.MaxOffsetMapBytes != 1000 || c.ProcessTimeout != 3*time.Second ||
 			c.CommitInterval != 2*time.Second || c.ConnectTimeout != 4*time.Second || c.SessionTimeout != 10*time.Second ||
 			c.RebalanceTimeout != 20*time.Second || c.RevokeTimeout != 5*time.Second || c.ShutdownTimeout != 6*time.Second ||
 			c.Retry.MaxAttempts != 3 || c.Retry.InitialBackoff != 10*time.Millisecond || c.Retry.MaxBackoff != time.Second ||

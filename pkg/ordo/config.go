@@ -309,11 +309,12 @@ func FieldErrors(err error) []*FieldError {
 		if err == nil {
 			return
 		}
-		if fe, ok := err.(*FieldError); ok {
+		// The walk unwraps by itself: errors.As would find only the first.
+		if fe, ok := err.(*FieldError); ok { //nolint:errorlint // see above
 			out = append(out, fe)
 			return
 		}
-		switch u := err.(type) {
+		switch u := err.(type) { //nolint:errorlint // see above
 		case interface{ Unwrap() []error }:
 			for _, e := range u.Unwrap() {
 				walk(e)

@@ -436,6 +436,10 @@ func TestStartFailsWhenNoBrokerAnswers(t *testing.T) {
 		if !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "ConnectTimeout") {
 			t.Errorf("error does not name the broker and the setting: %v", err)
 		}
+		var ce *ConnectError
+		if !errors.As(err, &ce) || len(ce.Brokers) != 1 || ce.Brokers[0] != addr || ce.Timeout != cfg.ConnectTimeout {
+			t.Errorf("error is not a *ConnectError for %s: %#v", addr, err)
+		}
 		if took > 3*time.Second {
 			t.Errorf("Start took %s with a 700ms ConnectTimeout", took)
 		}

@@ -19,6 +19,21 @@ import (
 // or stopped: a Consumer runs once.
 var ErrStopped = errors.New("ordo: consumer already started or stopped")
 
+// ConnectError is Start's error when no seed broker answered within
+// Config.ConnectTimeout.
+type ConnectError struct {
+	Brokers []string      // the seed brokers tried
+	Timeout time.Duration // Config.ConnectTimeout
+	Err     error         // the last broker's error
+}
+
+func (e *ConnectError) Error() string {
+	return fmt.Sprintf("ordo: no seed broker of %s answered within %s (Config.ConnectTimeout): %v",
+		strings.Join(e.Brokers, ","), e.Timeout, e.Err)
+}
+
+func (e *ConnectError) Unwrap() error { return e.Err }
+
 type tp struct {
 	topic     string
 	partition int32
@@ -268,8 +283,7 @@ func (c *Consumer) ping(ctx context.Context, cl *kgo.Client) error {
 			if lastErr == nil {
 				lastErr = ctx.Err()
 			}
-			return fmt.Errorf("ordo: no seed broker of %s answered within %s (Config.ConnectTimeout): %w",
-				strings.Join(c.cfg.Brokers, ","), c.cfg.ConnectTimeout, lastErr)
+			return &ConnectError{Brokers: c.cfg.Brokers, Timeout: c.cfg.ConnectTimeout, Err: lastErr}
 		case <-retry.C:
 		}
 		pctx, pcancel := context.WithTimeout(ctx, min(c.cfg.ConnectTimeout, 5*time.Second))

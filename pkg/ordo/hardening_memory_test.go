@@ -142,7 +142,6 @@ func runPinnedFetches(t *testing.T, groups, bigPerGroup int, hold bool) (growth 
 		}
 	}
 	pcl.Close()
-	big, small = nil, nil
 
 	rel := newReleaser()
 	t.Cleanup(rel.Open)

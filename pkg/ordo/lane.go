@@ -1060,7 +1060,10 @@ func (l *lane) checkStall() {
 // held and returns with it held (it may release it for a call that must
 // not run under the lock).
 func (l *lane) resolve(w *work, act action, called bool) {
-	if called && w.lastErr != nil {
+	switch {
+	case called && act.kind == actDrop:
+		l.cnt.canceled++ // canceled by a loss, a stop or a drain deadline: not the record's failure
+	case called && w.lastErr != nil:
 		l.cnt.failed++
 	}
 	switch act.kind {

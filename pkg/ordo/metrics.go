@@ -49,10 +49,10 @@ var durationBuckets = [...]float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1
 
 // laneCounts are a lane's per-record counts; the lane's mutex guards them.
 type laneCounts struct {
-	ok, failed, alreadyDone uint64
-	durCount                uint64
-	durSum                  float64
-	durBuckets              [len(durationBuckets)]uint64 // not cumulative
+	ok, failed, canceled, alreadyDone uint64
+	durCount                          uint64
+	durSum                            float64
+	durBuckets                        [len(durationBuckets)]uint64 // not cumulative
 }
 
 // observeN counts n calls of the given duration.
@@ -70,6 +70,7 @@ func (lc *laneCounts) observeN(seconds float64, n uint64) {
 func (lc *laneCounts) add(o *laneCounts) {
 	lc.ok += o.ok
 	lc.failed += o.failed
+	lc.canceled += o.canceled
 	lc.alreadyDone += o.alreadyDone
 	lc.durCount += o.durCount
 	lc.durSum += o.durSum
@@ -86,6 +87,10 @@ const (
 	OutcomeHold  = "hold"  // a Hold error kept the record
 	OutcomeDLQ   = "dlq"   // the record was dead-lettered and the produce acked
 	OutcomeStale = "stale" // a completion for a partition no longer owned, dropped
+	// OutcomeCanceled counts calls that ended because Ordo canceled their
+	// context (the partition was lost, StopAndCancel, a drain deadline):
+	// the record is left for the next owner, not failed.
+	OutcomeCanceled = "canceled"
 	// OutcomeAlreadyDone counts records the partition's previous owner
 	// finished above its committed offset (listed in the commit's offset
 	// map): marked done without running them again.
@@ -94,7 +99,7 @@ const (
 
 var (
 	descRecords = prometheus.NewDesc("ordo_records_total",
-		"Records by outcome: ok, error (failed attempts), retry, hold, dlq, stale (completions dropped for partitions no longer owned), already_done (finished by the previous owner, per its offset map).",
+		"Records by outcome: ok, error (failed attempts), retry, hold, dlq, stale (completions dropped for partitions no longer owned), canceled (calls ended by Ordo's cancel: a loss, a stop, a drain deadline; left for the next owner), already_done (finished by the previous owner, per its offset map).",
 		[]string{"group", "topic", "outcome"}, nil)
 	descStalls = prometheus.NewDesc("ordo_stream_stalls_total",
 		"Times a partition's in-order runner stayed in one call past the stall threshold and its other records were handed to the partition's other workers.",
@@ -270,6 +275,7 @@ func (lc *laneCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		counter(OutcomeOK, t.ok)
 		counter(OutcomeError, t.failed)
+		counter(OutcomeCanceled, t.canceled)
 		counter(OutcomeAlreadyDone, t.alreadyDone)
 		counter(OutcomeRetry, tm.retried.Load())
 		counter(OutcomeHold, tm.held.Load())
@@ -330,6 +336,7 @@ func (s LaneSnapshot) LagSeconds(now time.Time) float64 {
 type Stats struct {
 	Processed    int64 // records the processor applied (outcome ok)
 	Errors       int64 // failed processor calls
+	Canceled     int64 // calls ended by Ordo's cancel (loss, stop, drain deadline)
 	Retries      int64 // retries scheduled
 	Holds        int64 // holds
 	DeadLettered int64 // records dead-lettered (produce acked)
@@ -346,6 +353,7 @@ func (c *Consumer) Stats() Stats {
 	for tm, t := range c.metrics.totals() {
 		s.Processed += int64(t.ok)
 		s.Errors += int64(t.failed)
+		s.Canceled += int64(t.canceled)
 		s.Retries += int64(tm.retried.Load())
 		s.Holds += int64(tm.held.Load())
 		s.DeadLettered += int64(tm.dlq.Load())

@@ -204,6 +204,13 @@ func TestStopDrainsAndCommitsLowestUnfinished(t *testing.T) {
 			if cancel && ctxErrs.Load() == 0 {
 				t.Error("StopAndCancel canceled no running record")
 			}
+			// A call ended by Ordo's cancel is counted as canceled, never
+			// as the record's failure.
+			canceled := metricValue(t, cons.Registry(), "ordo_records_total", "outcome", "canceled")
+			failed := metricValue(t, cons.Registry(), "ordo_records_total", "outcome", "error")
+			if failed != 0 || (cancel && canceled != float64(ctxErrs.Load())) {
+				t.Errorf("outcomes: %v error, %v canceled; want 0 and the %d canceled calls", failed, canceled, ctxErrs.Load())
+			}
 			adm := kadm.NewClient(newPlainClient(t, c.ListenAddrs()))
 			offs, err := adm.FetchOffsets(context.Background(), "g")
 			if err != nil {

@@ -189,7 +189,8 @@ func checkTracker(t testing.TB, tr *tracker, m *trackerModel) {
 	}
 	ringRuns := 0
 	for i := first + 1; first >= 0 && i < len(m.entries); i++ {
-		if m.entries[i].done && !(m.entries[i-1].done && m.entries[i-1].offset+1 == m.entries[i].offset) {
+		prev := m.entries[i-1]
+		if m.entries[i].done && (!prev.done || prev.offset+1 != m.entries[i].offset) {
 			ringRuns++
 		}
 	}

@@ -1,6 +1,7 @@
 package ordo
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -187,6 +188,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Clock is the time source. Default: the wall clock.
 	Clock Clock
+	// Fencer, if set, hands out a fencing token every time a partition is
+	// assigned to this consumer: the lane runs nothing until it has one,
+	// and every call's RecordInfo.Token carries it, so that a store can
+	// reject the writes of a member that lost the partition to another
+	// (pkg/store's stores implement it). Default nil: no token.
+	Fencer Fencer
 	// OnCommit, if set, is called after each successful commit with what
 	// was committed. It is a seam for tests and for audit; it runs on the
 	// committing goroutine and must be quick.
@@ -199,6 +206,16 @@ type Config struct {
 	// AdjustFetchOffsetsFn, and the session and rebalance timeouts (use
 	// SessionTimeout, RebalanceTimeout).
 	KgoOpts []kgo.Opt
+}
+
+// Fencer hands out fencing tokens: a number, per group and partition, that
+// grows every time the partition is assigned to a member. A store that
+// remembers the highest token it has seen for a partition can then reject a
+// write that carries a lower one: the write of a member that lost the
+// partition (a session timeout, a processor slower than the rebalance
+// timeout) and does not know it yet.
+type Fencer interface {
+	Fence(ctx context.Context, group, topic string, partition int32) (token int64, err error)
 }
 
 // CommitEvent describes one successful commit.

@@ -484,6 +484,7 @@ func (c *Consumer) laneDeps(cl *kgo.Client, topic string) laneDeps {
 		sem:        c.sem,
 		metrics:    c.metrics.topic(topic),
 		watch:      c.watch,
+		fencer:     c.cfg.Fencer,
 		workCtx:    c.workCtx,
 	}
 }

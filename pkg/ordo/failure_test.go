@@ -208,7 +208,7 @@ func TestPoisonRecordsGoToDLQWithHeaders(t *testing.T) {
 
 // TestSlowKeyDoesNotStallOthers (G6): one key hangs; every other record of
 // the partition is processed, the watermark stays at the hung record, and
-// its age shows in ordo_consumer_lag_seconds.
+// its age shows in ordo_member_lag_seconds.
 func TestSlowKeyDoesNotStallOthers(t *testing.T) {
 	c := newCluster(t, 1, "t")
 	recs := []*kgo.Record{{Topic: "t", Key: []byte("slow"), Value: []byte("slow-0"), Timestamp: time.Now().Add(-time.Minute)}}
@@ -234,11 +234,11 @@ func TestSlowKeyDoesNotStallOthers(t *testing.T) {
 	if s.Watermark != 0 || s.InFlight != 1 {
 		t.Errorf("watermark %d in-flight %d, want 0 and 1", s.Watermark, s.InFlight)
 	}
-	if lag := metricValue(t, cons.Registry(), "ordo_consumer_lag_seconds", "", ""); lag < 59 {
-		t.Errorf("ordo_consumer_lag_seconds = %v, want the hung record's age (>= 60s)", lag)
+	if lag := metricValue(t, cons.Registry(), "ordo_member_lag_seconds", "", ""); lag < 59 {
+		t.Errorf("ordo_member_lag_seconds = %v, want the hung record's age (>= 60s)", lag)
 	}
-	if lag := metricValue(t, cons.Registry(), "ordo_consumer_lag_records", "", ""); lag != 301 {
-		t.Errorf("ordo_consumer_lag_records = %v, want 301", lag)
+	if lag := metricValue(t, cons.Registry(), "ordo_member_lag_records", "", ""); lag != 301 {
+		t.Errorf("ordo_member_lag_records = %v, want 301", lag)
 	}
 	close(release)
 	waitFor(t, 30*time.Second, "commit of all", func() bool { return cons.Lanes()[0].Committed == 301 })

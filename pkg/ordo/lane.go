@@ -64,9 +64,11 @@ type lane struct {
 
 	wg sync.WaitGroup // the lane's workers
 
-	runner      atomic.Pointer[runSlot] // the stream's runner while it runs a chunk
-	closingFlag atomic.Bool             // closing, for the runner between calls
-	closeLimit  atomic.Int64            // while closing, only records below it start
+	runner     atomic.Pointer[runSlot] // the stream's runner while it runs a chunk
+	token      atomic.Int64            // the fencing token (Config.Fencer)
+	fenced     chan struct{}           // closed once token is set; nil without a Fencer
+	interrupt  atomic.Uint32           // for the runner between calls: interruptClosing, interruptHold
+	closeLimit atomic.Int64            // while closing, only records below it start
 
 	// The watchdog's view of the runner; only the watchdog touches them.
 	wdSlot  *runSlot
@@ -86,6 +88,8 @@ type lane struct {
 	running   int             // stream chunks held, and scheduled records in a call or dead-letter produce
 	waiting   int             // workers waiting on cond
 	timers    map[*work]Timer // records waiting for a retry, or for a dead-letter produce retry
+	holding   int             // records held by HoldPartition: while > 0 only they run
+	probes    workDeque       // held records due for another try
 	closing   bool            // only records below closeLimit start
 	closed    bool            // the tracker is frozen: completions are stale
 	lost      bool            // the partition was lost: commit nothing for it
@@ -131,6 +135,7 @@ type laneDeps struct {
 	sem        chan struct{} // consumer-wide worker tokens (Config.MaxWorkers)
 	metrics    *topicMetrics
 	watch      stallWatch
+	fencer     Fencer          // nil: no fencing
 	workCtx    context.Context // parent of the lane's context
 }
 
@@ -177,6 +182,7 @@ type work struct {
 	next    *work     // next record of the same key
 	lastErr error
 	copied  bool // rec no longer points into a fetch buffer
+	held    bool // held by HoldPartition: counted in lane.holding
 }
 
 // stream is the lane's queue of received records not started: segments of
@@ -322,6 +328,12 @@ type runSlot struct {
 
 const stolenState = math.MaxUint64
 
+// Bits of lane.interrupt.
+const (
+	interruptClosing = 1 << iota // the lane closes: only records below closeLimit start
+	interruptHold                // a record holds the partition: nothing else starts
+)
+
 // streamCtx is the context of stream calls: the lane's context, plus the
 // call's RecordInfo (a stream call is always a record's first attempt).
 type streamCtx struct{ l *lane }
@@ -376,6 +388,10 @@ func newLane(cfg *laneConfig, deps laneDeps, topic string, partition int32, epoc
 	l.cond = sync.NewCond(&l.mu)
 	if cfg.ordering == OrderPartition {
 		l.single = &keyQueue{}
+	}
+	if deps.fencer != nil {
+		l.fenced = make(chan struct{})
+		l.wg.Go(l.fence)
 	}
 	n := cfg.workers
 	if cfg.ordering == OrderPartition {
@@ -604,6 +620,35 @@ func (l *lane) advanceKey(w *work) {
 	}
 }
 
+// fence takes the lane's fencing token from the Fencer, retrying with
+// backoff until it has one or the lane ends; the workers wait for it.
+func (l *lane) fence() {
+	backoff := 100 * time.Millisecond
+	for {
+		tok, err := l.deps.fencer.Fence(l.ctx, l.cfg.group, l.topic, l.partition)
+		if err == nil {
+			l.token.Store(tok)
+			close(l.fenced)
+			return
+		}
+		if l.ctx.Err() != nil {
+			return
+		}
+		l.cfg.log.Warn("taking a fencing token; the partition waits", "topic", l.topic, "partition", l.partition, "err", err, "retry_in", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-l.ctx.Done():
+			t.Stop()
+			return
+		case <-l.closeCh:
+			t.Stop()
+			return
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
 // worker runs the lane's records until the lane is frozen, or closes with
 // nothing below its close limit left to start. It holds a token of the
 // consumer-wide worker bound while it has work, and gives it back before
@@ -614,6 +659,20 @@ func (l *lane) worker() {
 	held, streak := false, 0
 	ct := callTimer{now: time.Now}
 	slot := &runSlot{}
+	if l.fenced != nil {
+		// Nothing runs before the partition's fencing token is taken.
+		select {
+		case <-l.fenced:
+		case <-l.ctx.Done():
+			return
+		case <-l.closeCh:
+			select {
+			case <-l.fenced:
+			default:
+				return
+			}
+		}
+	}
 	l.mu.Lock()
 	defer func() {
 		l.mu.Unlock()
@@ -622,7 +681,7 @@ func (l *lane) worker() {
 		}
 	}()
 	for !l.closed {
-		if l.runq.n == 0 && !l.streamReady() {
+		if l.probes.n == 0 && (l.holding > 0 || l.runq.n == 0 && !l.streamReady()) {
 			l.flushInflight()
 			if l.deps.budget.shouldResume() {
 				// This flush brought the consumer under half its bound.
@@ -671,7 +730,11 @@ func (l *lane) worker() {
 			}
 			continue
 		}
-		if w := l.runq.popFront(); w != nil {
+		w := l.probes.popFront()
+		if w == nil && l.holding == 0 {
+			w = l.runq.popFront()
+		}
+		if w != nil {
 			if l.closing && w.rec.Offset >= l.closeLimit.Load() {
 				continue // left unfinished for the next owner
 			}
@@ -844,7 +907,8 @@ func (l *lane) runStream(slot *runSlot, ct *callTimer) {
 	slot.chunk = segment{}
 	l.finishChunk(seg.recs[:stop], seg.seq0)
 	if stop < len(seg.recs) {
-		// Stopped by the close: the rest was never started.
+		// Stopped by the close or a partition hold: the rest was never
+		// started.
 		l.pending.pushFront(segment{recs: seg.recs[stop:], seq0: seg.seq0 + uint64(stop)})
 	}
 	if calls := ok; calls > 0 && !l.slow && elapsed/time.Duration(calls) > slowCall {
@@ -914,8 +978,8 @@ func (l *lane) runChunkPart(slot *runSlot, ct *callTimer, cr *chunkRun) (pe *Pan
 		if r == nil {
 			continue
 		}
-		if l.closingFlag.Load() && r.Offset >= l.closeLimit.Load() {
-			cr.stop = i
+		if f := l.interrupt.Load(); f != 0 && (f&interruptHold != 0 || r.Offset >= l.closeLimit.Load()) {
+			cr.stop = i // the rest goes back to the stream
 			break
 		}
 		next := cr.gen | uint64(i)<<1 | 1
@@ -1072,10 +1136,12 @@ func (l *lane) resolve(w *work, act action, called bool) {
 			l.cnt.ok++
 		}
 		l.running--
+		l.unhold(w)
 		l.finishWork(w)
 		l.afterFinish()
 	case actRetry, actHold:
 		l.running--
+		l.unhold(w)
 		if act.kind == actRetry {
 			l.deps.metrics.retried.Add(1)
 			w.attempt++
@@ -1085,14 +1151,30 @@ func (l *lane) resolve(w *work, act action, called bool) {
 		l.detach(w)
 		l.schedule(w, act.delay, l.requeue)
 		l.signalDrained()
+	case actHoldPartition:
+		l.running--
+		l.deps.metrics.held.Add(1)
+		if !w.held {
+			w.held = true
+			l.holding++
+			l.interrupt.Or(interruptHold)
+			if !l.paused {
+				l.pauseLocked(pauseHold)
+			}
+		}
+		l.detach(w)
+		l.schedule(w, act.delay, l.reprobe)
+		l.signalDrained()
 	case actDLQ:
 		// The record stays running until the dead-letter produce is acked.
+		l.unhold(w)
 		l.detach(w)
 		l.mu.Unlock()
 		l.deadLetter(w, act)
 		l.mu.Lock()
 	case actDrop:
 		l.running--
+		l.unhold(w)
 		l.signalDrained()
 	}
 }
@@ -1122,6 +1204,29 @@ func (l *lane) schedule(w *work, d time.Duration, fn func(*work)) {
 func (l *lane) requeue(w *work) {
 	l.runq.pushFront(w)
 	l.cond.Signal()
+}
+
+// reprobe makes a record held by HoldPartition runnable again: the probe.
+func (l *lane) reprobe(w *work) {
+	l.probes.pushBack(w)
+	l.cond.Signal()
+}
+
+// unhold ends w's partition hold, if it had one: once no record holds the
+// partition, the others run again and fetching resumes. l.mu is held.
+func (l *lane) unhold(w *work) {
+	if !w.held {
+		return
+	}
+	w.held = false
+	l.holding--
+	if l.holding == 0 {
+		l.interrupt.And(^uint32(interruptHold))
+		if l.paused && l.pauseWhy == pauseHold && l.mayResume() {
+			l.resumeLocked()
+		}
+		l.cond.Broadcast()
+	}
 }
 
 // deadLetter has the router produce w to its dead-letter topic, and
@@ -1245,7 +1350,7 @@ func (l *lane) flushInflight() {
 }
 
 func (l *lane) signalDrained() {
-	if l.closing && l.running == 0 && l.drained != nil && l.runq.n == 0 && !l.streamReady() {
+	if l.closing && l.running == 0 && l.drained != nil && l.runq.n == 0 && l.probes.n == 0 && !l.streamReady() {
 		select {
 		case <-l.drained:
 		default:
@@ -1261,6 +1366,7 @@ const (
 	pauseSpan      = "span"       // MaxTrackedSpan
 	pauseOffsetMap = "offset_map" // the done set would outgrow an offset map
 	pauseGlobal    = "global"     // MaxInFlight or MaxInFlightBytes
+	pauseHold      = "hold"       // a record returned HoldPartition
 )
 
 // pauseReason says why the lane must pause now; "" if it need not.
@@ -1315,7 +1421,8 @@ func (l *lane) startLimitMap() int64 {
 // global usage fell to half their bounds (hysteresis keeps a busy
 // partition from flapping).
 func (l *lane) mayResume() bool {
-	return l.tr.pending <= l.cfg.maxRecs/2 &&
+	return l.holding == 0 &&
+		l.tr.pending <= l.cfg.maxRecs/2 &&
 		l.tr.bytes <= l.cfg.maxBytes/2 &&
 		l.tr.span() <= l.cfg.maxSpan/2 &&
 		(l.tr.n == 0 || l.tr.next-1 < l.startLimitMap()-l.cfg.mapCap.window/2) &&
@@ -1362,7 +1469,7 @@ func (l *lane) beginClose(graceful bool) <-chan struct{} {
 		}
 		l.closeLimit.Store(limit)
 		l.closing = true
-		l.closingFlag.Store(true)
+		l.interrupt.Or(interruptClosing)
 		close(l.closeCh)
 	}
 	for w, t := range l.timers {

@@ -238,11 +238,11 @@ func (m *metrics) totals() map[*topicMetrics]laneCounts {
 type laneCollector struct{ c *Consumer }
 
 var (
-	descLagRecords = prometheus.NewDesc("ordo_consumer_lag_records",
-		"Records between the partition's lowest unfinished offset and its high watermark.",
+	descLagRecords = prometheus.NewDesc("ordo_member_lag_records",
+		"This member's view of a partition it owns: records between its lowest unfinished offset and the high watermark of its last fetch. The group's lag, for autoscaling, is ordo_consumer_lag_records.",
 		[]string{"group", "topic", "partition"}, nil)
-	descLagSeconds = prometheus.NewDesc("ordo_consumer_lag_seconds",
-		"Age of the partition's oldest unfinished record (0 when none is unfinished).",
+	descLagSeconds = prometheus.NewDesc("ordo_member_lag_seconds",
+		"This member's view of a partition it owns: age of its oldest unfinished record (0 when none is unfinished). The group's lag, for autoscaling, is ordo_consumer_lag_seconds.",
 		[]string{"group", "topic", "partition"}, nil)
 	descInflight = prometheus.NewDesc("ordo_inflight_records",
 		"Records received and not finished.",

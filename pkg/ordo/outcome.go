@@ -75,6 +75,26 @@ func Hold(err error) error {
 	return &holdError{err: err}
 }
 
+// holdPartitionError asks to keep the record and pause its partition.
+type holdPartitionError struct{ err error }
+
+func (e *holdPartitionError) Error() string { return "hold partition: " + e.err.Error() }
+func (e *holdPartitionError) Unwrap() error { return e.err }
+
+// HoldPartition is Hold for the whole partition: the record keeps its place
+// without spending an attempt, and its partition starts no other record and
+// fetches nothing until this record succeeds (or fails otherwise). It is
+// tried again every Config.Retry.HoldDelay: each try is the probe. Use it
+// when the cause concerns every record of the partition, such as a circuit
+// breaker that is open: the partition waits instead of sending its other
+// records to the same outage. HoldPartition(nil) returns nil.
+func HoldPartition(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &holdPartitionError{err: err}
+}
+
 // PanicError is the error a recovered processor panic becomes.
 type PanicError struct {
 	Value any    // the value passed to panic

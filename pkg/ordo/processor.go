@@ -66,8 +66,12 @@ type RecordInfo struct {
 	Group string
 	// LaneEpoch identifies this member's current ownership of the record's
 	// partition. It changes every time the partition is assigned to this
-	// consumer, so that a store can fence writes from a stale owner.
+	// consumer; it is local to the consumer: fence on Token.
 	LaneEpoch uint64
+	// Token is the fencing token of this ownership of the partition, from
+	// Config.Fencer (0 without one): it grows across members, so a store
+	// can reject the writes of a stale owner.
+	Token int64
 }
 
 type infoKey struct{}
@@ -77,9 +81,9 @@ type infoKey struct{}
 func InfoFromContext(ctx context.Context) (RecordInfo, bool) {
 	switch v := ctx.Value(infoKey{}).(type) {
 	case *work:
-		return RecordInfo{Attempt: v.attempt, Group: v.lane.cfg.group, LaneEpoch: v.lane.epoch}, true
+		return RecordInfo{Attempt: v.attempt, Group: v.lane.cfg.group, LaneEpoch: v.lane.epoch, Token: v.lane.token.Load()}, true
 	case *streamCtx:
-		return RecordInfo{Attempt: 1, Group: v.l.cfg.group, LaneEpoch: v.l.epoch}, true
+		return RecordInfo{Attempt: 1, Group: v.l.cfg.group, LaneEpoch: v.l.epoch, Token: v.l.token.Load()}, true
 	}
 	return RecordInfo{}, false
 }

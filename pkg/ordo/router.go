@@ -84,11 +84,12 @@ func jitter(d time.Duration) time.Duration {
 type actionKind int
 
 const (
-	actDone  actionKind = iota // mark the record finished
-	actRetry                   // run it again after delay
-	actHold                    // run it again after delay, attempt not counted
-	actDLQ                     // produce it to the dead-letter topic, then finish it
-	actDrop                    // the lane is closing: leave the record unfinished
+	actDone          actionKind = iota // mark the record finished
+	actRetry                           // run it again after delay
+	actHold                            // run it again after delay, attempt not counted
+	actDLQ                             // produce it to the dead-letter topic, then finish it
+	actDrop                            // the lane is closing: leave the record unfinished
+	actHoldPartition                   // as actHold, and the partition starts nothing else meanwhile
 )
 
 func (k actionKind) String() string {
@@ -103,6 +104,8 @@ func (k actionKind) String() string {
 		return "dlq"
 	case actDrop:
 		return "drop"
+	case actHoldPartition:
+		return "hold-partition"
 	}
 	return "unknown"
 }
@@ -126,6 +129,10 @@ func decide(laneCtx context.Context, err error, attempt int, rp RetryPolicy, jit
 		return action{kind: actDrop}
 	}
 	class := classify(err)
+	var holdP *holdPartitionError
+	if errors.As(err, &holdP) {
+		return action{kind: actHoldPartition, delay: rp.HoldDelay, class: ClassRetryable}
+	}
 	var hold *holdError
 	if errors.As(err, &hold) {
 		return action{kind: actHold, delay: rp.HoldDelay, class: ClassRetryable}

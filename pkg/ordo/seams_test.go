@@ -45,7 +45,7 @@ func TestHoldPartitionPausesThePartition(t *testing.T) {
 	cfg.WorkersPerPartition = 4
 	cfg.Retry.HoldDelay = 50 * time.Millisecond
 	cons := startConsumer(t, cfg)
-	waitFor(t, 30*time.Second, "the breaker to open", func() bool { return open.Load() })
+	waitFor(t, 30*time.Second, "the breaker to open", open.Load)
 	waitFor(t, 10*time.Second, "the partition to pause for the hold", func() bool {
 		ls := cons.Lanes()
 		return len(ls) == 1 && ls[0].Paused && ls[0].PauseReason == "hold"

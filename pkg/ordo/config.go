@@ -174,6 +174,10 @@ type Config struct {
 	RevokeTimeout time.Duration
 	// ShutdownTimeout is how long Run's graceful stop may take. Default 30s.
 	ShutdownTimeout time.Duration
+	// StallAfter is how long a partition's lowest unfinished offset may
+	// stay put, with records unfinished, before Consumer.Ready reports the
+	// partition stalled. Default 5m.
+	StallAfter time.Duration
 	// MaxPollRecords bounds the records taken from the client per poll.
 	// Default 10000.
 	MaxPollRecords int
@@ -247,6 +251,7 @@ const (
 	DefaultRebalanceTimeout             = 60 * time.Second
 	DefaultRevokeTimeout                = 20 * time.Second
 	DefaultMaxPollRecords               = 10000
+	DefaultStallAfter                   = 5 * time.Minute
 	DefaultShutdownTimeout              = 30 * time.Second
 	DefaultProcessorName                = "processor"
 )
@@ -291,6 +296,7 @@ func (c Config) withDefaults() Config {
 		c.RevokeTimeout = min(DefaultRevokeTimeout, c.RebalanceTimeout/2)
 	}
 	setInt(&c.MaxPollRecords, DefaultMaxPollRecords)
+	setDur(&c.StallAfter, DefaultStallAfter)
 	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	if c.DLQTopic == nil {
 		c.DLQTopic = func(topic string) string { return topic + ".dlq" }
@@ -420,6 +426,7 @@ func (c Config) validate() error {
 		{"RebalanceTimeout", c.RebalanceTimeout},
 		{"RevokeTimeout", c.RevokeTimeout},
 		{"ShutdownTimeout", c.ShutdownTimeout},
+		{"StallAfter", c.StallAfter},
 	}
 	for _, d := range durs {
 		if d.d < 0 {

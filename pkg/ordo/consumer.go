@@ -114,7 +114,8 @@ type Consumer struct {
 	final         []LaneSnapshot // the lanes as Stop left them
 	stopCommitted chan struct{}  // closed once Stop committed
 
-	logs *edgeLog // broker and fetch errors, logged at a bounded rate
+	logs     *edgeLog     // broker and fetch errors, logged at a bounded rate
+	brokerOK atomic.Int64 // unix ns of the last broker response without error
 }
 
 // New validates cfg, applies its defaults and returns a Consumer that has
@@ -294,6 +295,43 @@ func (c *Consumer) ping(ctx context.Context, cl *kgo.Client) error {
 		}
 		retry.Reset(250 * time.Millisecond)
 	}
+}
+
+// Ready reports whether the consumer is fit to work, for a readiness
+// probe: it is started and not stopped, it is in its group, a broker has
+// answered within the last max(ConnectTimeout, 30s), and no partition is
+// stalled: one with unfinished records whose lowest unfinished offset has
+// not moved for Config.StallAfter (a poisoned or held record, a dead letter
+// that cannot be produced). The error says which of these failed, naming
+// the partitions.
+func (c *Consumer) Ready() error {
+	c.lifeMu.Lock()
+	started, cl := c.started, c.cl
+	c.lifeMu.Unlock()
+	switch {
+	case !started:
+		return errors.New("ordo: not started")
+	case isClosed(c.stopped) || c.stopping.Load():
+		return ErrStopped
+	}
+	if _, gen := cl.GroupMetadata(); gen < 0 {
+		return fmt.Errorf("ordo: not in group %q yet", c.cfg.Group)
+	}
+	quiet := max(c.cfg.ConnectTimeout, 30*time.Second)
+	if last := c.brokerOK.Load(); last == 0 || time.Since(time.Unix(0, last)) > quiet {
+		return fmt.Errorf("ordo: no broker of %s has answered for %s", strings.Join(c.cfg.Brokers, ","), quiet)
+	}
+	now := c.cfg.Clock.Now()
+	var stalled []string
+	for _, l := range c.Lanes() {
+		if l.InFlight > 0 && !l.MovedAt.IsZero() && now.Sub(l.MovedAt) > c.cfg.StallAfter {
+			stalled = append(stalled, fmt.Sprintf("%s/%d at offset %d for %s", l.Topic, l.Partition, l.Watermark, now.Sub(l.MovedAt).Round(time.Second)))
+		}
+	}
+	if len(stalled) > 0 {
+		return fmt.Errorf("ordo: stalled (Config.StallAfter %s): %s", c.cfg.StallAfter, strings.Join(stalled, ", "))
+	}
+	return nil
 }
 
 // Run starts the consumer, blocks until ctx is done (a signal, say), then

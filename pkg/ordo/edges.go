@@ -116,7 +116,11 @@ func (h *brokerHooks) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, 
 
 func (h *brokerHooks) OnBrokerE2E(meta kgo.BrokerMetadata, key int16, e2e kgo.BrokerE2E) {
 	err := e2e.Err()
-	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
+	if err == nil {
+		h.c.brokerOK.Store(time.Now().UnixNano())
+		return
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed) {
 		return
 	}
 	addr := brokerAddr(meta)

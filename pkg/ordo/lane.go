@@ -107,6 +107,8 @@ type lane struct {
 	hw                int64         // high watermark seen in the last fetch
 	commit            int64         // last committed offset; -1 before any
 	mapDropped        int64         // offsets the last offset map could not hold
+	lastWM            int64         // the watermark when last looked at (each commit)
+	movedAt           time.Time     // when it last moved; zero before any record
 }
 
 // laneConfig is what a lane reads of the Config, computed once.
@@ -1556,6 +1558,9 @@ func (l *lane) watermark(mapMax int) (mark, bool) {
 // would tell the next owner something.
 func (l *lane) markLocked(final bool, mapMax int) (mark, bool) {
 	off, epoch, ok := l.tr.watermark()
+	if ok && (off != l.lastWM || l.movedAt.IsZero()) {
+		l.lastWM, l.movedAt = off, l.cfg.clock.Now()
+	}
 	if !ok {
 		if len(l.tr.inherited) == 0 {
 			return mark{}, false
@@ -1633,6 +1638,9 @@ type LaneSnapshot struct {
 	// Oldest is the timestamp of the oldest unfinished record; zero when
 	// nothing is unfinished.
 	Oldest time.Time
+	// MovedAt is when the watermark was last seen to move (it is looked at
+	// on each commit); zero before any record.
+	MovedAt time.Time
 }
 
 func (l *lane) snapshot() LaneSnapshot {
@@ -1643,7 +1651,7 @@ func (l *lane) snapshot() LaneSnapshot {
 		InFlight: l.tr.pending, InFlightBytes: l.tr.bytes,
 		Running: l.running, WaitingRetry: len(l.timers), Keys: len(l.keys),
 		Paused: l.paused, PauseReason: l.pauseWhy, Slow: l.slow, Span: l.tr.span(),
-		Watermark: -1, Committed: l.commit, HighWatermark: l.hw,
+		Watermark: -1, Committed: l.commit, HighWatermark: l.hw, MovedAt: l.movedAt,
 	}
 	if l.single != nil && l.single.active {
 		s.Keys = 1

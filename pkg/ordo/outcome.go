@@ -56,8 +56,12 @@ func RetryAfter(d time.Duration, err error) error {
 	return &retryAfterError{delay: d, err: err}
 }
 
-// holdError asks to keep the record without spending an attempt.
-type holdError struct{ err error }
+// holdError asks to keep the record without spending an attempt; delay 0
+// means Config.Retry.HoldDelay.
+type holdError struct {
+	err   error
+	delay time.Duration
+}
 
 func (e *holdError) Error() string { return "hold: " + e.err.Error() }
 func (e *holdError) Unwrap() error { return e.err }
@@ -73,6 +77,17 @@ func Hold(err error) error {
 		return nil
 	}
 	return &holdError{err: err}
+}
+
+// HoldFor is Hold with its own delay: the record is tried again after d,
+// without spending an attempt. A rate limiter uses it to send a record back
+// until its turn, rather than keep a worker asleep (d <= 0 means
+// Config.Retry.HoldDelay). HoldFor(d, nil) returns nil.
+func HoldFor(d time.Duration, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &holdError{err: err, delay: max(d, 0)}
 }
 
 // holdPartitionError asks to keep the record and pause its partition.

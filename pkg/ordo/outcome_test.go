@@ -71,6 +71,10 @@ func TestDecide(t *testing.T) {
 		exact(live, "wrapped hold", fmt.Errorf("breaker: %w", Hold(boom)), 1, actHold, ClassRetryable, 2*time.Second),
 		exact(live, "hold at MaxAttempts", Hold(boom), 3, actHold, ClassRetryable, 2*time.Second),
 		exact(live, "hold far past MaxAttempts", Hold(boom), 1000, actHold, ClassRetryable, 2*time.Second),
+		exact(live, "hold for a delay of its own", HoldFor(300*time.Millisecond, boom), 3, actHold, ClassRetryable, 300*time.Millisecond),
+		exact(live, "hold for zero: the hold delay", HoldFor(0, boom), 1, actHold, ClassRetryable, 2*time.Second),
+		exact(live, "hold the partition", HoldPartition(boom), 9, actHoldPartition, ClassRetryable, 2*time.Second),
+		exact(live, "hold the partition, wrapped", fmt.Errorf("breaker: %w", HoldPartition(boom)), 1, actHoldPartition, ClassRetryable, 2*time.Second),
 
 		backoff("panic attempt 1", panicErr, 1, ClassPanic, 100*time.Millisecond),
 		exact(live, "panic at MaxAttempts", panicErr, 3, actDLQ, ClassPanic, 0),

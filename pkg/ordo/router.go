@@ -135,7 +135,11 @@ func decide(laneCtx context.Context, err error, attempt int, rp RetryPolicy, jit
 	}
 	var hold *holdError
 	if errors.As(err, &hold) {
-		return action{kind: actHold, delay: rp.HoldDelay, class: ClassRetryable}
+		d := rp.HoldDelay
+		if hold.delay > 0 {
+			d = hold.delay
+		}
+		return action{kind: actHold, delay: d, class: ClassRetryable}
 	}
 	if class == ClassPermanent {
 		return action{kind: actDLQ, class: class}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -141,5 +142,50 @@ func TestFencingTokensGrowAcrossMembers(t *testing.T) {
 		if tok <= maxA {
 			t.Fatalf("B's token %d is not above A's %d", tok, maxA)
 		}
+	}
+}
+
+// TestReady: Ready fails before Start, passes once the member is in its
+// group with a broker answering, fails naming the partition when a record
+// holds its partition's watermark for longer than StallAfter, and fails
+// after Stop.
+func TestReady(t *testing.T) {
+	c := newCluster(t, 2, "t")
+	produceRecords(t, c.ListenAddrs(), &kgo.Record{Topic: "t", Key: []byte("stuck"), Value: []byte("x"), Partition: 0})
+	release := newReleaser()
+	t.Cleanup(release.Open)
+	proc := ordo.ProcessorFunc(func(ctx context.Context, r *kgo.Record) error {
+		if !release.isOpen() {
+			return ordo.Hold(errors.New("not yet"))
+		}
+		return nil
+	})
+	cfg := baseConfig(c.ListenAddrs(), "g", proc, "t")
+	cfg.StallAfter = 300 * time.Millisecond
+	cfg.Retry.HoldDelay = 20 * time.Millisecond
+	cons, err := ordo.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cons.Ready() == nil {
+		t.Error("Ready before Start")
+	}
+	if err := cons.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "ready", func() bool { return cons.Ready() == nil })
+	var stalled error
+	waitFor(t, 10*time.Second, "the held record to stall its partition", func() bool {
+		stalled = cons.Ready()
+		return stalled != nil
+	})
+	if !strings.Contains(stalled.Error(), "stalled") || !strings.Contains(stalled.Error(), "t/") {
+		t.Errorf("Ready = %v; want a stall naming the partition", stalled)
+	}
+	release.Open()
+	waitFor(t, 10*time.Second, "ready again once the record is through", func() bool { return cons.Ready() == nil })
+	stop(t, cons)
+	if !errors.Is(cons.Ready(), ordo.ErrStopped) {
+		t.Errorf("Ready after Stop = %v, want ErrStopped", cons.Ready())
 	}
 }

@@ -87,3 +87,22 @@ func InfoFromContext(ctx context.Context) (RecordInfo, bool) {
 	}
 	return RecordInfo{}, false
 }
+
+// Origin is where a record was first produced: its source topic,
+// partition and offset. A record redelivered (after a crash, a rebalance, a
+// redrive, a replay) or retried through a retry topic keeps its origin, so
+// it is the natural deduplication key of a record that has no event id of
+// its own.
+type Origin struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+}
+
+// OriginOf returns the origin of r, a record handed to a processor with ctx:
+// its own coordinates for a record of a source topic. Stores use it for
+// their default deduplication key.
+func OriginOf(ctx context.Context, r *kgo.Record) Origin {
+	_ = ctx // a retry-topic record will be resolved through its lane
+	return Origin{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
+}

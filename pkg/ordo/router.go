@@ -154,20 +154,33 @@ func decide(laneCtx context.Context, err error, attempt int, rp RetryPolicy, jit
 	return action{kind: actRetry, delay: jitter(rp.backoff(attempt)), class: class}
 }
 
-// Header names Ordo writes on retry and dead-letter records.
+// Header names Ordo writes on retry and dead-letter records (see
+// docs/dead-letters.md). Values are text: decimal numbers, unix
+// milliseconds. Headers with the ordo- prefix (in any case) that arrive on
+// a source topic are not trusted: they are dropped from the copies and
+// never read; on a group's own retry topics they are Ordo's.
 const (
 	HeaderOriginalTopic     = "ordo-original-topic"
 	HeaderOriginalPartition = "ordo-original-partition"
 	HeaderOriginalOffset    = "ordo-original-offset"
 	HeaderOriginalTimestamp = "ordo-original-timestamp"
-	HeaderAttempt           = "ordo-attempt"
-	HeaderNotBefore         = "ordo-not-before"
-	HeaderError             = "ordo-error"
-	HeaderErrorClass        = "ordo-error-class"
+	HeaderAttempt           = "ordo-attempt"     // processor calls made so far, all deliveries
+	HeaderNotBefore         = "ordo-not-before"  // unix ms: a retry record is not run before
+	HeaderTier              = "ordo-tier"        // the retry tier the record was produced to (1..N)
+	HeaderError             = "ordo-error"       // the last error's text, at most 4 KiB
+	HeaderErrorClass        = "ordo-error-class" // permanent, retryable, panic, timeout
 	HeaderGroup             = "ordo-group"
 	HeaderProcessor         = "ordo-processor"
-	headerPrefix            = "ordo-"
-	maxErrorHeader          = 4096
+	// A dead letter too large to produce whole is written with its value
+	// cut: these say so, and how large the original was (it stays at the
+	// original topic, partition and offset).
+	HeaderTruncated    = "ordo-truncated"     // "true"
+	HeaderOriginalSize = "ordo-original-size" // bytes of the original value
+	// HeaderRedriveID marks a record redriven from a dead-letter topic:
+	// "<dlq topic>/<partition>/<offset>" of the dead letter.
+	HeaderRedriveID = "ordo-redrive-id"
+	headerPrefix    = "ordo-"
+	maxErrorHeader  = 4096
 )
 
 // dlqRecord builds the dead-letter copy of w: same key, value and foreign

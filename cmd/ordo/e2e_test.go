@@ -157,7 +157,7 @@ func TestDevWithKcat(t *testing.T) {
 	}
 
 	// Read the dead letters back with kcat: headers must say why.
-	cons := exec.CommandContext(ctx, kcat, "-C", "-b", kafka, "-t", "orders.dlq", "-e", "-q",
+	cons := exec.CommandContext(ctx, kcat, "-C", "-b", kafka, "-t", "orders.ordo-dev.dlq", "-e", "-q",
 		"-f", "%k\t%h\n")
 	out, err := cons.Output()
 	if err != nil {

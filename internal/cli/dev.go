@@ -217,7 +217,8 @@ func (d *DevCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := topics.Apply(ctx, kadm.NewClient(admCl), set.Specs(), false)
+	specs, tiers := devChain(set, d.Topic, d.Group)
+	res, err := topics.Apply(ctx, kadm.NewClient(admCl), specs, false)
 	admCl.Close()
 	if err != nil {
 		return fmt.Errorf("creating topics: %w", err)
@@ -248,7 +249,7 @@ func (d *DevCmd) Run(ctx context.Context) error {
 		SessionTimeout:      6 * time.Second,
 		RebalanceTimeout:    20 * time.Second,
 		RevokeTimeout:       min(d.ShutdownTimeout, 10*time.Second),
-		Retry:               ordo.RetryPolicy{InitialBackoff: 50 * time.Millisecond, MaxBackoff: time.Second},
+		Retry:               ordo.RetryPolicy{InitialBackoff: 50 * time.Millisecond, MaxBackoff: time.Second, Tiers: tiers},
 	})
 	if err != nil {
 		return err
@@ -293,4 +294,31 @@ func (d *DevCmd) Run(ctx context.Context) error {
 	lanes, stopErr := drainStop(cons, d.Out, "ordo dev", d.ShutdownTimeout, "--shutdown-timeout", d.in)
 	stopReport(d.Out, "ordo dev", cons.Stats(), lanes, gen.Produced(), fmt.Sprintf(" order-violations=%d", proc.Violations()))
 	return stopErr
+}
+
+// devChain returns the topics to create: the declared ones, and the retry
+// chain of topic for group (its tiers and dead-letter topic, named after
+// the group), with the chain's tier delays.
+func devChain(set *topics.Set, topic, group string) ([]topics.TopicSpec, []time.Duration) {
+	var specs []topics.TopicSpec
+	for _, s := range set.Specs() {
+		if s.Kind == topics.KindMain {
+			specs = append(specs, s)
+		}
+	}
+	t, ok := set.Lookup(topic)
+	if !ok {
+		return specs, nil
+	}
+	derived := func(name string, kind topics.Kind, tier int, delay time.Duration) topics.TopicSpec {
+		return topics.TopicSpec{Name: name, Partitions: t.Partitions, ReplicationFactor: t.ReplicationFactor,
+			Kind: kind, Source: t.Name, Tier: tier, Delay: delay}
+	}
+	for i, delay := range t.Retry.Delays {
+		specs = append(specs, derived(ordo.DefaultNaming.RetryTopic(t.Name, group, i+1), topics.KindRetry, i+1, delay))
+	}
+	if t.DLQ {
+		specs = append(specs, derived(ordo.DefaultNaming.DLQTopic(t.Name, group), topics.KindDLQ, 0, 0))
+	}
+	return specs, t.Retry.Delays
 }

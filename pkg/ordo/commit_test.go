@@ -130,7 +130,7 @@ func TestCommitNeverPassesUnfinished(t *testing.T) {
 func TestDeadLetterCommitWaitsForAck(t *testing.T) {
 	const n = 200
 	const poison = 10
-	c := newCluster(t, 1, "t", "t.dlq")
+	c := newCluster(t, 1, "t", "t.g.dlq")
 	produce(t, c.ListenAddrs(), "t", n, 50, 1)
 
 	var mu sync.Mutex

@@ -55,21 +55,37 @@ func ParseOrdering(s string) (Ordering, error) {
 	return 0, fmt.Errorf("ordering must be one of key, partition, unordered; got %q", s)
 }
 
-// RetryPolicy says how a failing record is retried in place before it is
-// dead-lettered. While a record waits for its retry, its key is blocked and
-// every other key keeps running; no worker sleeps.
+// RetryPolicy says how a failing record is retried: first in place, a few
+// times, on a timer (its key waits while every other key keeps running; no
+// worker sleeps); then, if Tiers are set, through the group's retry topics,
+// one per delay (the record leaves its key's order: later records of the
+// key go on); then to the dead-letter topic.
 type RetryPolicy struct {
-	// MaxAttempts is the number of processor calls a record gets, the first
-	// included, before it is dead-lettered. Default 5.
+	// MaxAttempts is the number of processor calls a record gets in place,
+	// the first included, before it moves on to retry tier 1 or, without
+	// tiers, to the dead-letter topic. Default 5.
 	MaxAttempts int
-	// InitialBackoff is the delay before the first retry; each further
-	// retry doubles it, up to MaxBackoff, with jitter. Default 100ms.
+	// InitialBackoff is the delay before the first in-place retry; each
+	// further retry doubles it, up to MaxBackoff, with jitter. Default
+	// 100ms.
 	InitialBackoff time.Duration
-	// MaxBackoff caps the backoff. Default 10s.
+	// MaxBackoff caps the backoff; it is also how often a dead-letter or
+	// retry-tier produce that failed is tried again. Default 10s.
 	MaxBackoff time.Duration
 	// HoldDelay is the delay before a record that returned a Hold error is
 	// tried again. Default 1s.
 	HoldDelay time.Duration
+	// Tiers are the delays of the group's retry topics, in order: a record
+	// that used its in-place attempts goes to tier 1, where it runs again
+	// no sooner than Tiers[0] after it failed; if it fails there too, to
+	// tier 2, and so on, then to the dead-letter topic. The tier topics are
+	// named by Config.Naming and created by `ordo topics apply`. Each delay
+	// > 0, none shorter than the one before. Default none: in place, then
+	// the dead-letter topic.
+	Tiers []time.Duration
+	// TierAttempts is the number of calls a record gets on each retry-tier
+	// delivery before it moves on. Default 1.
+	TierAttempts int
 }
 
 // backoff returns the un-jittered delay after the given failed attempt
@@ -150,11 +166,24 @@ type Config struct {
 	// per-call deadline (a context deadline costs about a microsecond per
 	// record; set one when the processor calls out over the network).
 	ProcessTimeout time.Duration
-	// Retry is the in-place retry policy. Defaults on its fields.
+	// Retry is the retry policy: in place, then retry tiers, then the
+	// dead-letter topic. Defaults on its fields.
 	Retry RetryPolicy
-	// DLQTopic names the dead-letter topic of a source topic. Default
-	// "<topic>.dlq", as declared in topics/ and created by `ordo topics apply`.
-	DLQTopic func(topic string) string
+	// Naming names the retry and dead-letter topics of the group's source
+	// topics. Default DefaultNaming: "<topic>.<group>.retry.<n>" and
+	// "<topic>.<group>.dlq", as `ordo topics apply` creates them.
+	Naming Naming
+	// Attempts, if set, counts the calls of a record durably before they
+	// are made (and their end after), so that a record that kills its
+	// process on every delivery (a crash, os.Exit) still moves on to the
+	// next tier and the dead-letter topic after its in-place attempts
+	// (class interrupted) instead of looping forever. Only calls that ran
+	// alone count (see AttemptStore): a record whose call was cut short by
+	// another's crash is not blamed, and the record that crashed first
+	// beside others needs one crash more. It costs two store round trips
+	// per call, and the in-order runner: the lane's records run through its
+	// scheduler. pkg/store's Redis store implements it. Default nil.
+	Attempts AttemptStore
 
 	// CommitInterval is how often each partition's watermark (its lowest
 	// unfinished offset) is committed. Default 1s. Ordo also commits on
@@ -212,6 +241,23 @@ type Config struct {
 	KgoOpts []kgo.Opt
 }
 
+// AttemptStore counts durably the calls of a record that began and never
+// ended: calls its process died in (see Config.Attempts). A crash kills
+// every call in flight, so a call only counts against its record when it
+// ran alone in its process: a record whose earlier call began and never
+// ended runs alone (the consumer's other calls wait), and if it kills the
+// process again, it alone did.
+type AttemptStore interface {
+	// Begin is called before each call of the record identified by key
+	// (its group, origin and tier); alone says the call runs alone in its
+	// process. It returns how many earlier calls of the record ran alone
+	// and never ended, and whether any earlier call began and never ended.
+	Begin(ctx context.Context, key string, alone bool) (crashedAlone int, crashed bool, err error)
+	// End records that the record's call ended, whatever its result: the
+	// record is out of any crash loop, and its counts can go.
+	End(ctx context.Context, key string) error
+}
+
 // Fencer hands out fencing tokens: a number, per group and partition, that
 // grows every time the partition is assigned to a member. A store that
 // remembers the highest token it has seen for a partition can then reject a
@@ -245,6 +291,7 @@ const (
 	DefaultInitialBackoff               = 100 * time.Millisecond
 	DefaultMaxBackoff                   = 10 * time.Second
 	DefaultHoldDelay                    = time.Second
+	DefaultTierAttempts                 = 1
 	DefaultCommitInterval               = time.Second
 	DefaultConnectTimeout               = 30 * time.Second
 	DefaultSessionTimeout               = 45 * time.Second
@@ -288,6 +335,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.Retry.InitialBackoff, DefaultInitialBackoff)
 	setDur(&c.Retry.MaxBackoff, DefaultMaxBackoff)
 	setDur(&c.Retry.HoldDelay, DefaultHoldDelay)
+	setInt(&c.Retry.TierAttempts, DefaultTierAttempts)
 	setDur(&c.CommitInterval, DefaultCommitInterval)
 	setDur(&c.ConnectTimeout, DefaultConnectTimeout)
 	setDur(&c.SessionTimeout, DefaultSessionTimeout)
@@ -298,9 +346,7 @@ func (c Config) withDefaults() Config {
 	setInt(&c.MaxPollRecords, DefaultMaxPollRecords)
 	setDur(&c.StallAfter, DefaultStallAfter)
 	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
-	if c.DLQTopic == nil {
-		c.DLQTopic = func(topic string) string { return topic + ".dlq" }
-	}
+	c.Naming = c.Naming.withDefaults()
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
@@ -403,6 +449,18 @@ func (c Config) validate() error {
 	positive("MaxInFlight", int64(c.MaxInFlight))
 	positive("MaxInFlightBytes", c.MaxInFlightBytes)
 	positive("Retry.MaxAttempts", int64(c.Retry.MaxAttempts))
+	positive("Retry.TierAttempts", int64(c.Retry.TierAttempts))
+	for i, d := range c.Retry.Tiers {
+		switch {
+		case d <= 0:
+			bad(fmt.Sprintf("Retry.Tiers[%d]", i), "must be > 0, got %s", d)
+		case i > 0 && d < c.Retry.Tiers[i-1]:
+			bad(fmt.Sprintf("Retry.Tiers[%d]", i), "(%s) must not be shorter than Retry.Tiers[%d] (%s)", d, i-1, c.Retry.Tiers[i-1])
+		}
+	}
+	for _, p := range c.Naming.check(c.Group, c.Topics, len(c.Retry.Tiers)) {
+		bad("Naming", "%s", p)
+	}
 	positive("MaxPollRecords", int64(c.MaxPollRecords))
 	positive("MaxTrackedSpan", int64(c.MaxTrackedSpan))
 	if c.MaxTrackedSpan > 1_000_000 {

@@ -233,8 +233,11 @@ func TestConfigDefaults(t *testing.T) {
 	if d.ProcessorName != DefaultProcessorName {
 		t.Errorf("default ProcessorName = %q", d.ProcessorName)
 	}
-	if d.DLQTopic == nil || d.DLQTopic("orders") != "orders.dlq" {
-		t.Error(`default DLQTopic("orders") is not "orders.dlq"`)
+	if d.Naming.DLQTopic("orders", "g") != "orders.g.dlq" || d.Naming.RetryTopic("orders", "g", 2) != "orders.g.retry.2" {
+		t.Errorf("default naming: %q, %q", d.Naming.DLQTopic("orders", "g"), d.Naming.RetryTopic("orders", "g", 2))
+	}
+	if d.Retry.TierAttempts != DefaultTierAttempts || len(d.Retry.Tiers) != 0 {
+		t.Errorf("default tiers %v, tier attempts %d", d.Retry.Tiers, d.Retry.TierAttempts)
 	}
 	if d.Logger == nil {
 		t.Error("default Logger is nil")
@@ -274,13 +277,14 @@ func TestConfigDefaults(t *testing.T) {
 	c := validConfig()
 	c.WorkersPerPartition = 3
 	c.MaxInFlightBytes = 1 << 30
-	c.Retry = RetryPolicy{MaxAttempts: 9, InitialBackoff: time.Millisecond, MaxBackoff: time.Minute, HoldDelay: time.Hour}
+	c.Retry = RetryPolicy{MaxAttempts: 9, InitialBackoff: time.Millisecond, MaxBackoff: time.Minute, HoldDelay: time.Hour, Tiers: []time.Duration{time.Second}, TierAttempts: 2}
 	c.ProcessorName = "billing"
-	c.DLQTopic = func(t string) string { return "dead." + t }
+	c.Naming = Naming{DLQTemplate: "dead.{topic}"}
 	c = c.withDefaults()
+	r := c.Retry
 	if c.WorkersPerPartition != 3 || c.MaxInFlightBytes != 1<<30 || c.ProcessorName != "billing" ||
-		c.Retry != (RetryPolicy{MaxAttempts: 9, InitialBackoff: time.Millisecond, MaxBackoff: time.Minute, HoldDelay: time.Hour}) ||
-		c.DLQTopic("x") != "dead.x" {
+		r.MaxAttempts != 9 || r.InitialBackoff != time.Millisecond || r.MaxBackoff != time.Minute || r.HoldDelay != time.Hour ||
+		len(r.Tiers) != 1 || r.TierAttempts != 2 || c.Naming.DLQTopic("x", "g") != "dead.x" || c.Naming.RetryTopic("x", "g", 1) != "x.g.retry.1" {
 		t.Errorf("withDefaults overwrote a set field: %+v", c)
 	}
 

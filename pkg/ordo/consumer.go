@@ -77,6 +77,7 @@ type Consumer struct {
 	router  *router
 	watch   *watchdog
 	lcfg    laneConfig
+	roles   map[string]laneRole // every consumed topic: a source topic or a group's retry tier
 	epochs  atomic.Uint64
 	mapMax  atomic.Int64 // the largest offset map to commit (lowered if the broker refuses one)
 
@@ -115,6 +116,7 @@ type Consumer struct {
 	stopCommitted chan struct{}  // closed once Stop committed
 
 	logs     *edgeLog     // broker and fetch errors, logged at a bounded rate
+	callGate sync.RWMutex // with Config.Attempts: calls share it, a suspect's call takes it alone
 	brokerOK atomic.Int64 // unix ns of the last broker response without error
 }
 
@@ -155,6 +157,17 @@ func New(cfg Config) (*Consumer, error) {
 		clock:          cfg.Clock,
 		log:            cfg.Logger,
 		chunk:          streamChunk,
+		maxOutBytes:    producerBatchMax(cfg.KgoOpts),
+		maxAttempts:    cfg.Retry.MaxAttempts,
+		tierAttempts:   cfg.Retry.TierAttempts,
+		edge:           c.logs,
+	}
+	c.roles = map[string]laneRole{}
+	for _, t := range cfg.Topics {
+		c.roles[t] = laneRole{source: t}
+		for n := 1; n <= len(cfg.Retry.Tiers); n++ {
+			c.roles[cfg.Naming.RetryTopic(t, cfg.Group, n)] = laneRole{tier: n, source: t}
+		}
 	}
 	reg := cfg.Registerer
 	if reg == nil {
@@ -214,7 +227,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 	opts = append(opts,
 		kgo.WithContext(clientCtx),
 		kgo.ConsumerGroup(cfg.Group),
-		kgo.ConsumeTopics(cfg.Topics...),
+		kgo.ConsumeTopics(c.consumed()...),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
@@ -267,6 +280,17 @@ func (c *Consumer) Start(ctx context.Context) error {
 		}
 	}()
 	return nil
+}
+
+// consumed returns the topics the consumer reads: its source topics and,
+// with retry tiers, the group's tier topics.
+func (c *Consumer) consumed() []string {
+	out := make([]string, 0, len(c.roles))
+	for t := range c.roles {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // ping waits, up to ConnectTimeout, until a broker answers cl: a consumer
@@ -324,6 +348,11 @@ func (c *Consumer) Ready() error {
 	now := c.cfg.Clock.Now()
 	var stalled []string
 	for _, l := range c.Lanes() {
+		if l.Blocked != "" {
+			stalled = append(stalled, fmt.Sprintf("%s/%d: a failed record cannot be produced to its retry tier or dead-letter topic (%s) since %s",
+				l.Topic, l.Partition, l.Blocked, l.BlockedSince.Format(time.RFC3339)))
+			continue
+		}
 		if l.InFlight > 0 && !l.MovedAt.IsZero() && now.Sub(l.MovedAt) > c.cfg.StallAfter {
 			stalled = append(stalled, fmt.Sprintf("%s/%d at offset %d for %s", l.Topic, l.Partition, l.Watermark, now.Sub(l.MovedAt).Round(time.Second)))
 		}
@@ -523,6 +552,8 @@ func (c *Consumer) laneDeps(cl *kgo.Client, topic string) laneDeps {
 		metrics:    c.metrics.topic(topic),
 		watch:      c.watch,
 		fencer:     c.cfg.Fencer,
+		attempts:   c.cfg.Attempts,
+		gate:       &c.callGate,
 		workCtx:    c.workCtx,
 	}
 }
@@ -537,7 +568,7 @@ func (c *Consumer) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[
 			if c.lanes[k] != nil {
 				continue
 			}
-			l := newLane(&c.lcfg, c.laneDeps(cl, topic), topic, p, c.epochs.Add(1), c.retiring[k], done[k])
+			l := newLane(&c.lcfg, c.laneDeps(cl, topic), c.roles[topic], topic, p, c.epochs.Add(1), c.retiring[k], done[k])
 			c.metrics.register(l)
 			c.lanes[k] = l
 			c.retired.Add(1)

@@ -16,7 +16,7 @@ import (
 // A consumer on an in-process broker: process three records, then stop,
 // which commits each partition's lowest unfinished offset.
 func ExampleNew() {
-	broker, _ := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders", "orders.dlq"))
+	broker, _ := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders", "orders.ledger.dlq"))
 	defer broker.Close()
 	producer, _ := kgo.NewClient(kgo.SeedBrokers(broker.ListenAddrs()...))
 	defer producer.Close()
@@ -31,7 +31,7 @@ func ExampleNew() {
 		Topics:  []string{"orders"},
 		Processor: ordo.ProcessorFunc(func(ctx context.Context, r *kgo.Record) error {
 			if r.Value[0] != '{' {
-				return ordo.Permanent(errors.New("not a JSON object")) // to orders.dlq
+				return ordo.Permanent(errors.New("not a JSON object")) // to orders.ledger.dlq
 			}
 			applied.Add(1)
 			return nil

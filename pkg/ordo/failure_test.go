@@ -123,7 +123,7 @@ func TestRetryDelayUsesTheClock(t *testing.T) {
 // Ordo's headers; foreign headers are kept and incoming ordo- headers (not
 // trusted) are dropped. The consumer never crashes and commits past them.
 func TestPoisonRecordsGoToDLQWithHeaders(t *testing.T) {
-	c := newCluster(t, 1, "t", "t.dlq")
+	c := newCluster(t, 1, "t", "t.g.dlq")
 	produceRecords(t, c.ListenAddrs(),
 		&kgo.Record{Topic: "t", Key: []byte("p"), Value: []byte("permanent"), Headers: []kgo.RecordHeader{
 			{Key: "trace-id", Value: []byte("abc")}, {Key: "ordo-attempt", Value: []byte("99")}}},
@@ -160,7 +160,7 @@ func TestPoisonRecordsGoToDLQWithHeaders(t *testing.T) {
 	stop(t, cons)
 
 	cl := newPlainClient(t, c.ListenAddrs())
-	cl.AddConsumeTopics("t.dlq")
+	cl.AddConsumeTopics("t.g.dlq")
 	byValue := map[string]map[string]string{}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -248,7 +248,7 @@ func TestSlowKeyDoesNotStallOthers(t *testing.T) {
 // TestHoldDoesNotSpendAttempts: a record that returns Hold more times than
 // MaxAttempts is not dead-lettered; it is applied once the hold ends.
 func TestHoldDoesNotSpendAttempts(t *testing.T) {
-	c := newCluster(t, 1, "t", "t.dlq")
+	c := newCluster(t, 1, "t", "t.g.dlq")
 	produceRecords(t, c.ListenAddrs(), &kgo.Record{Topic: "t", Key: []byte("a"), Value: []byte("x")})
 	var calls atomic.Int32
 	proc := ordo.ProcessorFunc(func(ctx context.Context, r *kgo.Record) error {
@@ -303,7 +303,7 @@ func TestDeadLetterProduceFailureIsRetried(t *testing.T) {
 		t.Fatalf("watermark %d committed %d while the dead letter is not acked, want 0", s.Watermark, s.Committed)
 	}
 	adm := kadm.NewClient(newPlainClient(t, c.ListenAddrs()))
-	if _, err := adm.CreateTopic(context.Background(), 1, 1, nil, "t.dlq"); err != nil {
+	if _, err := adm.CreateTopic(context.Background(), 1, 1, nil, "t.g.dlq"); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 30*time.Second, "commit past the poisoned record", func() bool { return cons.Lanes()[0].Committed == 2 })

@@ -160,3 +160,20 @@ func probeOpt(probe func(bool, ...kgo.Opt) (*kgo.Client, error), opt kgo.Opt) ([
 }
 
 const callbackReason = "sets a rebalance callback (OnPartitionsAssigned, OnPartitionsRevoked or OnPartitionsLost): Ordo drains, commits and fences partitions in its own"
+
+// producerBatchMax is the largest record the consumer's client produces
+// (franz-go's ProducerBatchMaxBytes, as KgoOpts set it): a failed record
+// sent to a tier or the dead-letter topic is cut below it.
+func producerBatchMax(opts []kgo.Opt) int {
+	const dflt = 1_000_012 // franz-go's default
+	noDial := kgo.Dialer(func(context.Context, string, string) (net.Conn, error) { return nil, errProbe })
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...), noDial)...)
+	if err != nil {
+		return dflt
+	}
+	defer cl.Close()
+	if v, ok := cl.OptValue(kgo.ProducerBatchMaxBytes).(int32); ok && v > 0 {
+		return int(v)
+	}
+	return dflt
+}

@@ -2,6 +2,7 @@ package ordo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -57,6 +59,8 @@ type lane struct {
 	topic     string
 	partition int32
 	epoch     uint64
+	tier      int // 0: a source topic; n: retry tier n of source
+	source    string
 
 	ctx    context.Context // canceled when the partition is lost or work is canceled
 	cancel context.CancelFunc
@@ -109,6 +113,18 @@ type lane struct {
 	mapDropped        int64         // offsets the last offset map could not hold
 	lastWM            int64         // the watermark when last looked at (each commit)
 	movedAt           time.Time     // when it last moved; zero before any record
+	notDueUntil       time.Time     // a retry tier's next record is not due before this
+	dueTimer          Timer         // wakes the lane when it is
+	blockedBy         *work         // a record whose produce out keeps failing
+	blockedWhy        string        // its reason
+	blockedSince      time.Time
+}
+
+// laneRole says what a lane's topic is to the group: a source topic (tier
+// 0), or retry tier n of source.
+type laneRole struct {
+	tier   int
+	source string
 }
 
 // laneConfig is what a lane reads of the Config, computed once.
@@ -124,7 +140,11 @@ type laneConfig struct {
 	produceRetry   time.Duration
 	clock          Clock
 	log            *slog.Logger
-	chunk          int // most records a runner claims at once
+	chunk          int      // most records a runner claims at once
+	maxOutBytes    int      // the producer's batch limit: a copy sent out is cut below it
+	maxAttempts    int      // Retry.MaxAttempts
+	tierAttempts   int      // Retry.TierAttempts
+	edge           *edgeLog // warnings at a bounded rate
 }
 
 // laneDeps are the parts a lane works with, as narrow interfaces.
@@ -138,6 +158,8 @@ type laneDeps struct {
 	metrics    *topicMetrics
 	watch      stallWatch
 	fencer     Fencer          // nil: no fencing
+	attempts   AttemptStore    // nil: attempts are counted in memory
+	gate       *sync.RWMutex   // with attempts: a suspect's call runs alone
 	workCtx    context.Context // parent of the lane's context
 }
 
@@ -185,7 +207,37 @@ type work struct {
 	lastErr error
 	copied  bool // rec no longer points into a fetch buffer
 	held    bool // held by HoldPartition: counted in lane.holding
+	// A record of a retry tier carries where it came from and how many
+	// calls it had before this delivery (its ordo- headers, Ordo's own on
+	// the group's tier topics).
+	orig   *Origin
+	origTS time.Time
+	prior  int
+	cut    int       // the value is cut to this length when sent out; -1: whole
+	sentAt time.Time // when the last produce out began
+	// gateRelease ends a counted call (Config.Attempts): it records the
+	// end and releases the consumer's call gate.
+	gateRelease func()
 }
+
+// origin is where w's record was first produced.
+func (w *work) origin() Origin {
+	if w.orig != nil {
+		return *w.orig
+	}
+	return Origin{Topic: w.rec.Topic, Partition: w.rec.Partition, Offset: w.rec.Offset}
+}
+
+// originTime is the original record's timestamp.
+func (w *work) originTime() time.Time {
+	if w.orig != nil {
+		return w.origTS
+	}
+	return w.rec.Timestamp
+}
+
+// calls is the number of calls made so far, every delivery counted.
+func (w *work) calls() int { return w.prior + w.attempt }
 
 // stream is the lane's queue of received records not started: segments of
 // fetched records with consecutive sequence numbers. A nil record in a
@@ -368,7 +420,7 @@ func (w *work) Value(key any) any {
 // processor ignored the cancel) may still run, so the new lane's workers
 // start only once prev's have returned. A key never runs twice at once in
 // one member. inherited is the done set of the partition's previous owner.
-func newLane(cfg *laneConfig, deps laneDeps, topic string, partition int32, epoch uint64, prev *lane, inherited []offRun) *lane {
+func newLane(cfg *laneConfig, deps laneDeps, role laneRole, topic string, partition int32, epoch uint64, prev *lane, inherited []offRun) *lane {
 	ctx, cancel := context.WithCancel(deps.workCtx)
 	l := &lane{
 		cfg:       cfg,
@@ -376,6 +428,8 @@ func newLane(cfg *laneConfig, deps laneDeps, topic string, partition int32, epoc
 		topic:     topic,
 		partition: partition,
 		epoch:     epoch,
+		tier:      role.tier,
+		source:    role.source,
 		ctx:       ctx,
 		cancel:    cancel,
 		tr:        newTracker(),
@@ -387,6 +441,7 @@ func newLane(cfg *laneConfig, deps laneDeps, topic string, partition int32, epoc
 	}
 	l.sctx.l = l
 	l.tr.inherit(inherited)
+	l.slow = l.alwaysSlow()
 	l.cond = sync.NewCond(&l.mu)
 	if cfg.ordering == OrderPartition {
 		l.single = &keyQueue{}
@@ -576,7 +631,14 @@ func (l *lane) newKeyQueue(key string) *keyQueue {
 }
 
 func (l *lane) newWork(r *kgo.Record, seq uint64) *work {
-	return &work{lane: l, rec: r, seq: seq, size: recSize(r), attempt: 1}
+	w := &work{lane: l, rec: r, seq: seq, size: recSize(r), attempt: 1, cut: -1}
+	if l.tier > 0 {
+		tr := readTierHeaders(r)
+		if tr.ok {
+			w.orig, w.origTS, w.prior = &tr.origin, tr.originTime, tr.attempts
+		}
+	}
+	return w
 }
 
 // detach copies w's record out of the fetch buffer it was decoded into, so
@@ -770,7 +832,40 @@ func (l *lane) streamReady() bool {
 		return false // OrderPartition: the stream waits for the partition's queue
 	}
 	r, _, ok := l.pending.first()
-	return ok && r.Offset < l.startLimit()
+	return ok && r.Offset < l.startLimit() && (l.tier == 0 || l.dueLocked(r))
+}
+
+// dueLocked reports whether r, the next record of a retry tier, is due
+// (its ordo-not-before has passed). If it is not, the lane pauses its
+// partition and arms a timer for when it is: no worker waits on it, and
+// the source topic and the other tiers keep flowing. l.mu is held.
+func (l *lane) dueLocked(r *kgo.Record) bool {
+	now := l.cfg.clock.Now()
+	if !l.notDueUntil.IsZero() && now.Before(l.notDueUntil) {
+		return false
+	}
+	nb := readTierHeaders(r).notBefore
+	if nb.IsZero() || !now.Before(nb) {
+		l.notDueUntil = time.Time{}
+		return true
+	}
+	l.notDueUntil = nb
+	if l.dueTimer == nil {
+		l.dueTimer = l.cfg.clock.AfterFunc(nb.Sub(now), func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.dueTimer = nil
+			l.notDueUntil = time.Time{}
+			if l.paused && l.pauseWhy == pauseNotDue && !l.closed && l.mayResume() {
+				l.resumeLocked()
+			}
+			l.cond.Broadcast()
+		})
+	}
+	if !l.paused {
+		l.pauseLocked(pauseNotDue)
+	}
+	return false
 }
 
 // dropRunnable leaves the scheduled runnable records unfinished; the lane
@@ -786,7 +881,7 @@ func (l *lane) takeOne() *work {
 	lim := l.startLimit()
 	for {
 		r, seq, ok := l.pending.first()
-		if !ok || r.Offset >= lim {
+		if !ok || r.Offset >= lim || l.tier > 0 && !l.dueLocked(r) {
 			return nil
 		}
 		l.pending.take(1, lim).recs[0] = nil // the work holds it now
@@ -805,6 +900,11 @@ func (l *lane) takeOne() *work {
 // held; the call runs without it.
 func (l *lane) runScheduled(w *work) {
 	l.mu.Unlock()
+	if st := l.deps.attempts; st != nil {
+		if l.beginCounted(st, w) {
+			return // dead-lettered or sent on, uncalled; l.mu is held
+		}
+	}
 	ctx := context.Context(w)
 	var cancel context.CancelFunc
 	if l.cfg.processTimeout > 0 {
@@ -816,16 +916,20 @@ func (l *lane) runScheduled(w *work) {
 	if cancel != nil {
 		cancel()
 	}
+	if w.gateRelease != nil {
+		w.gateRelease()
+		w.gateRelease = nil
+	}
 	w.lastErr = err
 	act := action{kind: actDone}
 	if err != nil {
 		l.cfg.log.Debug("processor error", "topic", l.topic, "partition", l.partition,
 			"offset", w.rec.Offset, "attempt", w.attempt, "err", err)
-		act = l.deps.router.route(l.ctx, err, w.attempt)
+		act = l.deps.router.route(l.ctx, err, delivery{tier: l.tier, attempt: w.attempt})
 	}
 	l.mu.Lock()
 	l.cnt.observeN(d, 1)
-	if l.slow {
+	if l.slow && !l.alwaysSlow() {
 		l.slowCalls++
 		l.slowSeconds += d
 		if l.slowCalls >= slowWindow {
@@ -897,7 +1001,7 @@ func (l *lane) runStream(slot *runSlot, ct *callTimer) {
 		w.lastErr = stolenErr
 		act := action{kind: actDone}
 		if stolenErr != nil {
-			act = l.deps.router.route(l.ctx, stolenErr, w.attempt)
+			act = l.deps.router.route(l.ctx, stolenErr, delivery{tier: l.tier, attempt: w.attempt})
 		}
 		l.resolve(w, act, true)
 		return
@@ -1052,7 +1156,7 @@ func (l *lane) failStream(slot *runSlot, i int, err error) {
 		}
 	}
 	l.running++
-	l.resolve(w, l.deps.router.route(l.ctx, err, 1), true)
+	l.resolve(w, l.deps.router.route(l.ctx, err, delivery{tier: l.tier, attempt: 1}), true)
 }
 
 // steal runs on the watchdog when the runner of slot has been in the same
@@ -1092,6 +1196,70 @@ func (l *lane) steal(slot *runSlot, st uint64) {
 	l.goSlow()
 	l.afterFinish()
 }
+
+// beginCounted counts w's call in the AttemptStore before it is made, and
+// arranges for its end to be counted after. A record whose earlier calls
+// ran alone and never ended as many times as its delivery allows is sent
+// on uncalled (ErrInterrupted), and beginCounted returns true with l.mu
+// held. A record with any earlier call that never ended runs alone: the
+// consumer's other calls wait (the gate). Otherwise the call shares the
+// gate. Called without l.mu; returns false without it, the gate taken and
+// its release deferred to the end of the call (see runScheduled).
+func (l *lane) beginCounted(st AttemptStore, w *work) bool {
+	limit := l.cfg.maxAttempts
+	if l.tier > 0 {
+		limit = l.cfg.tierAttempts
+	}
+	key := attemptKey(l.cfg.group, w.origin(), l.tier)
+	alone, crashed, err := st.Begin(l.ctx, key, false)
+	if err != nil {
+		l.cfg.edge.warn("attempts:"+l.String(), "counting a call in the store failed; the call goes ahead uncounted",
+			"topic", l.topic, "partition", l.partition, "err", err)
+		l.deps.gate.RLock()
+		w.gateRelease = l.deps.gate.RUnlock
+		return false
+	}
+	end := func() {
+		if err := st.End(context.WithoutCancel(l.ctx), key); err != nil {
+			l.cfg.edge.warn("attempts:"+l.String(), "recording the end of a call in the store failed", "topic", l.topic, "partition", l.partition, "err", err)
+		}
+	}
+	if alone >= limit {
+		w.lastErr = fmt.Errorf("%w: %d calls, each alone in its process, did not end", ErrInterrupted, alone)
+		w.attempt = max(w.attempt, alone)
+		end()
+		act := l.deps.router.route(l.ctx, w.lastErr, delivery{tier: l.tier, attempt: limit})
+		l.mu.Lock()
+		l.resolve(w, act, false)
+		return true
+	}
+	if !crashed {
+		l.deps.gate.RLock()
+		w.gateRelease = func() { end(); l.deps.gate.RUnlock() }
+		return false
+	}
+	// A suspect: an earlier call never ended. It runs alone, so that if
+	// it kills the process again, it alone is counted.
+	l.deps.gate.Lock()
+	if _, _, err := st.Begin(l.ctx, key, true); err != nil {
+		l.cfg.edge.warn("attempts:"+l.String(), "counting a call in the store failed; the call goes ahead uncounted",
+			"topic", l.topic, "partition", l.partition, "err", err)
+	}
+	w.attempt = max(w.attempt, alone+1)
+	w.gateRelease = func() { end(); l.deps.gate.Unlock() }
+	return false
+}
+
+// attemptKey names a record's delivery in the AttemptStore.
+func attemptKey(group string, o Origin, tier int) string {
+	return fmt.Sprintf("%s/%s/%d/%d/%d", group, o.Topic, o.Partition, o.Offset, tier)
+}
+
+// alwaysSlow reports whether the lane never runs an in-order runner: a
+// retry tier (each record is checked for its due time, and carries its
+// own attempts and origin) and any lane counting attempts in a store
+// before each call.
+func (l *lane) alwaysSlow() bool { return l.tier > 0 || l.deps.attempts != nil }
 
 // goSlow puts the lane in slow mode. l.mu is held.
 func (l *lane) goSlow() {
@@ -1167,12 +1335,13 @@ func (l *lane) resolve(w *work, act action, called bool) {
 		l.detach(w)
 		l.schedule(w, act.delay, l.reprobe)
 		l.signalDrained()
-	case actDLQ:
-		// The record stays running until the dead-letter produce is acked.
+	case actDLQ, actTier:
+		// The record stays running until the produce is acked.
 		l.unhold(w)
 		l.detach(w)
+		w.sentAt = l.cfg.clock.Now()
 		l.mu.Unlock()
-		l.deadLetter(w, act)
+		l.sendOut(w, act)
 		l.mu.Lock()
 	case actDrop:
 		l.running--
@@ -1231,16 +1400,27 @@ func (l *lane) unhold(w *work) {
 	}
 }
 
-// deadLetter has the router produce w to its dead-letter topic, and
-// finishes w once the produce is acknowledged. A failed produce is retried
-// every Retry.MaxBackoff, without end: a record is never skipped. Called
-// without l.mu.
-func (l *lane) deadLetter(w *work, act action) {
+// sendOut has the router produce w to a retry tier or its dead-letter
+// topic (act), and finishes w once the produce is acknowledged. A copy too
+// large for the producer is sent again at once with its value cut (headers
+// say so, and where the original is). Any other failure is tried again
+// every Retry.MaxBackoff, without end: a record is never skipped. Meanwhile
+// the partition is marked blocked (ordo_out_blocked, Consumer.Ready) and
+// the failure logged at a bounded rate. Called without l.mu.
+func (l *lane) sendOut(w *work, act action) {
 	l.deps.router.send(l.ctx, w, act, func(err error) {
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		if err == nil {
-			l.deps.metrics.dlq.Add(1)
+			if act.kind == actTier {
+				l.deps.metrics.routed(act.tier)
+			} else {
+				l.deps.metrics.dlq.Add(1)
+				l.deps.metrics.routed(0)
+			}
+			if l.blockedBy == w {
+				l.blockedBy, l.blockedWhy = nil, ""
+			}
 			l.running--
 			l.finishWork(w)
 			l.afterFinish()
@@ -1250,19 +1430,69 @@ func (l *lane) deadLetter(w *work, act action) {
 			l.deps.metrics.stale.Add(1)
 			return
 		}
-		l.deps.metrics.dlqErrors.Inc()
-		l.cfg.log.Error("dead-letter produce failed; retrying", "topic", l.topic, "partition", l.partition,
-			"offset", w.rec.Offset, "err", err)
+		why := produceFailure(err)
+		l.deps.metrics.outErrors(why)
+		if why == outTooLarge && w.cut < 0 {
+			// Cut the value to what the producer takes, less room for
+			// the key and headers, and send again at once.
+			w.cut = max(0, l.cfg.maxOutBytes-len(w.rec.Key)-outHeaderRoom)
+			l.mu.Unlock()
+			l.sendOut(w, act)
+			l.mu.Lock()
+			return
+		}
+		if l.blockedBy == nil {
+			l.blockedBy, l.blockedSince = w, l.cfg.clock.Now()
+		}
+		l.blockedWhy = why
+		target := "the dead-letter topic"
+		if act.kind == actTier {
+			target = fmt.Sprintf("retry tier %d", act.tier)
+		}
+		l.cfg.edge.warn("out:"+l.String(), "producing a failed record to "+target+" failed; the partition waits for it and it is tried again",
+			"topic", l.topic, "partition", l.partition, "offset", w.rec.Offset, "reason", why, "err", err,
+			"retry_in", l.cfg.produceRetry)
 		l.running--
 		l.signalDrained()
-		l.schedule(w, l.cfg.produceRetry, func(w *work) {
+		l.schedule(w, max(0, l.cfg.produceRetry-l.cfg.clock.Now().Sub(w.sentAt)), func(w *work) {
 			// Runs on the timer's goroutine with l.mu held.
 			l.running++
+			w.sentAt = l.cfg.clock.Now()
 			l.mu.Unlock()
-			l.deadLetter(w, act)
+			l.sendOut(w, act)
 			l.mu.Lock()
 		})
 	})
+}
+
+// Why a produce to a tier or dead-letter topic failed: the reason label of
+// ordo_out_produce_errors_total.
+const (
+	outTooLarge     = "too_large"     // over the producer's or broker's limit
+	outUnauthorized = "authorization" // the topic does not let us write
+	outUnknownTopic = "unknown_topic" // not created: run ordo topics apply
+	outInvalid      = "invalid"       // the broker refused the record
+	outTimeout      = "timeout"       // no answer within Retry.MaxBackoff
+	outOther        = "other"
+)
+
+// outHeaderRoom is what a cut dead letter leaves for its headers.
+const outHeaderRoom = 16 << 10
+
+func produceFailure(err error) string {
+	switch {
+	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
+		return outTooLarge
+	case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed):
+		return outUnauthorized
+	case errors.Is(err, kerr.UnknownTopicOrPartition):
+		return outUnknownTopic
+	case errors.Is(err, kerr.InvalidRecord), errors.Is(err, kerr.CorruptMessage), errors.Is(err, kerr.InvalidTopicException):
+		return outInvalid
+	case errors.Is(err, context.DeadlineExceeded):
+		return outTimeout
+	}
+	return outOther
 }
 
 // finishChunk marks the records of a runner's chunk finished (nil ones
@@ -1369,6 +1599,7 @@ const (
 	pauseOffsetMap = "offset_map" // the done set would outgrow an offset map
 	pauseGlobal    = "global"     // MaxInFlight or MaxInFlightBytes
 	pauseHold      = "hold"       // a record returned HoldPartition
+	pauseNotDue    = "not_due"    // a retry tier's next record is not due yet
 )
 
 // pauseReason says why the lane must pause now; "" if it need not.
@@ -1477,6 +1708,10 @@ func (l *lane) beginClose(graceful bool) <-chan struct{} {
 	for w, t := range l.timers {
 		t.Stop()
 		delete(l.timers, w)
+	}
+	if l.dueTimer != nil {
+		l.dueTimer.Stop()
+		l.dueTimer = nil
 	}
 	l.cond.Broadcast()
 	l.signalDrained()
@@ -1641,6 +1876,17 @@ type LaneSnapshot struct {
 	// MovedAt is when the watermark was last seen to move (it is looked at
 	// on each commit); zero before any record.
 	MovedAt time.Time
+	// Tier is 0 for a source topic's partition, n for retry tier n.
+	Tier int
+	// Waiting counts records received and not started; on a retry tier,
+	// the records waiting to be due.
+	Waiting int
+	// Blocked is the reason a failed record of the partition keeps failing
+	// to be produced to its retry tier or dead-letter topic (too_large,
+	// authorization, unknown_topic, invalid, timeout, other), since
+	// BlockedSince; "" when none does.
+	Blocked      string
+	BlockedSince time.Time
 }
 
 func (l *lane) snapshot() LaneSnapshot {
@@ -1652,6 +1898,7 @@ func (l *lane) snapshot() LaneSnapshot {
 		Running: l.running, WaitingRetry: len(l.timers), Keys: len(l.keys),
 		Paused: l.paused, PauseReason: l.pauseWhy, Slow: l.slow, Span: l.tr.span(),
 		Watermark: -1, Committed: l.commit, HighWatermark: l.hw, MovedAt: l.movedAt,
+		Tier: l.tier, Waiting: l.pending.n, Blocked: l.blockedWhy, BlockedSince: l.blockedSince,
 	}
 	if l.single != nil && l.single.active {
 		s.Keys = 1

@@ -36,7 +36,7 @@ func BenchmarkLaneStream(b *testing.B) {
 	m, _ := newMetrics(prometheus.NewRegistry(), &Consumer{cfg: cfg})
 	deps := laneDeps{proc: proc, streamProc: chain, budget: newBudget(1<<30, 1<<40), router: newRouter(&cfg), fetch: nopPauser{},
 		sem: make(chan struct{}, 256), metrics: m.topic("t"), watch: nopWatch{}, workCtx: context.Background()}
-	l := newLane(lc, deps, "t", 0, 1, nil, nil)
+	l := newLane(lc, deps, laneRole{source: "t"}, "t", 0, 1, nil, nil)
 	const batch = 1000
 	recs := make([]*kgo.Record, 0, b.N+batch)
 	for i := range b.N + batch {

@@ -20,6 +20,8 @@ type metrics struct {
 	group         string
 	dlqErrors     *prometheus.CounterVec
 	pauses        *prometheus.CounterVec
+	routed        *prometheus.CounterVec
+	outErrors     *prometheus.CounterVec
 	mapDropped    *prometheus.CounterVec
 	rewound       *prometheus.CounterVec
 	commits       *prometheus.CounterVec
@@ -38,11 +40,29 @@ type topicMetrics struct {
 	retried, held, dlq, stale, stalls atomic.Uint64
 	dlqErrors, rewound, mapDropped    prometheus.Counter
 	pauses                            *prometheus.CounterVec // by reason, curried with the topic
+	routedVec                         *prometheus.CounterVec // by target, curried with the topic
+	outErrVec                         *prometheus.CounterVec // by reason, curried with the topic
 	retired                           laneCounts             // folded lanes; guarded by metrics.mu
 }
 
 // pause counts a pause of one of the topic's partitions.
 func (tm *topicMetrics) pause(reason string) { tm.pauses.WithLabelValues(reason).Inc() }
+
+// routed counts a record produced (and acknowledged) to retry tier n, or
+// to the dead-letter topic for n = 0.
+func (tm *topicMetrics) routed(n int) {
+	target := "dlq"
+	if n > 0 {
+		target = "tier-" + strconv.Itoa(n)
+	}
+	tm.routedVec.WithLabelValues(target).Inc()
+}
+
+// outErrors counts a failed produce to a tier or dead-letter topic.
+func (tm *topicMetrics) outErrors(reason string) {
+	tm.outErrVec.WithLabelValues(reason).Inc()
+	tm.dlqErrors.Inc()
+}
 
 // durationBuckets are the upper bounds of ordo_processing_duration_seconds.
 var durationBuckets = [...]float64{.0001, .0005, .001, .005, .01, .05, .1, .5, 1, 5, 30}
@@ -121,6 +141,14 @@ func newMetrics(reg prometheus.Registerer, c *Consumer) (*metrics, error) {
 			Name: "ordo_partition_pauses_total", ConstLabels: cl,
 			Help: "Times a partition's fetching was paused, by reason: records or bytes (its in-flight budget), span (Config.MaxTrackedSpan), offset_map (its done set would outgrow a commit's offset map), global (the consumer's budget).",
 		}, []string{"topic", "reason"}),
+		routed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ordo_routed_total", ConstLabels: cl,
+			Help: "Failed records produced to a retry tier (target tier-<n>) or to the dead-letter topic (target dlq), counted once the produce is acknowledged. topic is the source topic.",
+		}, []string{"topic", "target"}),
+		outErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ordo_out_produce_errors_total", ConstLabels: cl,
+			Help: "Failed produces of a failed record to a retry tier or the dead-letter topic, by reason: too_large, authorization, unknown_topic, invalid, timeout, other. Each is tried again; the partition waits.",
+		}, []string{"topic", "reason"}),
 		mapDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ordo_offset_map_dropped_offsets_total", ConstLabels: cl,
 			Help: "Finished offsets a commit's offset map could not hold (their records will run again after a handoff). Stays 0 unless the broker's offset.metadata.max.bytes is below Config.MaxOffsetMapBytes.",
@@ -152,7 +180,7 @@ func newMetrics(reg prometheus.Registerer, c *Consumer) (*metrics, error) {
 		live:   map[*lane]struct{}{},
 	}
 	for _, col := range []prometheus.Collector{
-		m.dlqErrors, m.pauses, m.mapDropped, m.rewound, m.commits, m.fetchErrors, m.brokerErrors, m.orphanRecords, m.lost,
+		m.dlqErrors, m.pauses, m.routed, m.outErrors, m.mapDropped, m.rewound, m.commits, m.fetchErrors, m.brokerErrors, m.orphanRecords, m.lost,
 		&laneCollector{c: c},
 	} {
 		if err := reg.Register(col); err != nil {
@@ -177,6 +205,8 @@ func (m *metrics) topicLocked(t string) *topicMetrics {
 		name:       t,
 		dlqErrors:  m.dlqErrors.WithLabelValues(t),
 		pauses:     m.pauses.MustCurryWith(prometheus.Labels{"topic": t}),
+		routedVec:  m.routed.MustCurryWith(prometheus.Labels{"topic": t}),
+		outErrVec:  m.outErrors.MustCurryWith(prometheus.Labels{"topic": t}),
 		rewound:    m.rewound.WithLabelValues(t),
 		mapDropped: m.mapDropped.WithLabelValues(t),
 	}
@@ -256,13 +286,19 @@ var (
 	descCommitted = prometheus.NewDesc("ordo_committed_offset",
 		"Last offset committed for the partition by this member; absent until its first commit.",
 		[]string{"group", "topic", "partition"}, nil)
+	descTierWaiting = prometheus.NewDesc("ordo_tier_waiting_records",
+		"Records of a retry tier's partition received and not started (most wait to be due). topic is the tier's topic.",
+		[]string{"group", "topic", "partition"}, nil)
+	descOutBlocked = prometheus.NewDesc("ordo_out_blocked",
+		"1 while a failed record of the partition keeps failing to be produced to its retry tier or dead-letter topic (the partition's commits wait for it).",
+		[]string{"group", "topic", "partition"}, nil)
 	descSpan = prometheus.NewDesc("ordo_partition_span_offsets",
 		"Offsets from the partition's lowest unfinished record to its newest received one; the partition pauses at Config.MaxTrackedSpan.",
 		[]string{"group", "topic", "partition"}, nil)
 )
 
 func (lc *laneCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRecords, descDuration, descLagRecords, descLagSeconds, descInflight, descInflightBytes, descPaused, descCommitted, descSpan, descStalls} {
+	for _, d := range []*prometheus.Desc{descRecords, descDuration, descLagRecords, descLagSeconds, descInflight, descInflightBytes, descPaused, descCommitted, descSpan, descStalls, descTierWaiting, descOutBlocked} {
 		ch <- d
 	}
 }
@@ -306,6 +342,14 @@ func (lc *laneCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		g(descPaused, paused)
 		g(descSpan, float64(s.Span))
+		if s.Tier > 0 {
+			g(descTierWaiting, float64(s.Waiting))
+		}
+		blocked := 0.0
+		if s.Blocked != "" {
+			blocked = 1
+		}
+		g(descOutBlocked, blocked)
 		if s.Committed >= 0 {
 			g(descCommitted, float64(s.Committed))
 		}

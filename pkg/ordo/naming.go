@@ -107,7 +107,8 @@ func TopicNameProblem(name string) string {
 		return fmt.Sprintf("is %d characters long, more than 249", len(name))
 	}
 	for _, c := range name {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+		legal := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+		if !legal {
 			return fmt.Sprintf("has %q: only a-z A-Z 0-9 . _ - are allowed", c)
 		}
 	}

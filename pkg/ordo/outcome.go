@@ -17,7 +17,15 @@ const (
 	ClassPermanent ErrorClass = "permanent" // Permanent(err): dead-lettered at once
 	ClassPanic     ErrorClass = "panic"     // the processor panicked
 	ClassTimeout   ErrorClass = "timeout"   // the processor overran Config.ProcessTimeout
+	// ClassInterrupted: the record's calls began and never ended, the
+	// process died during them (counted by Config.Attempts).
+	ClassInterrupted ErrorClass = "interrupted"
 )
+
+// ErrInterrupted is the error of a record whose calls began, as
+// Config.Attempts counted them, more times than its delivery allows, and
+// never ended: its process died during them.
+var ErrInterrupted = errors.New("ordo: the record's calls began and never ended (its process died during them)")
 
 // permanentError marks an error that retrying cannot fix.
 type permanentError struct{ err error }
@@ -132,6 +140,8 @@ func classify(err error) ErrorClass {
 		return ClassPermanent
 	case errors.As(err, &pe):
 		return ClassPanic
+	case errors.Is(err, ErrInterrupted):
+		return ClassInterrupted
 	case errors.Is(err, context.DeadlineExceeded):
 		return ClassTimeout
 	}

@@ -114,9 +114,9 @@ func TestDecide(t *testing.T) {
 					t.Fatalf("delay = %v, want in [%v, %v)", act.delay, c.delayMin, c.delayMax)
 				}
 			}
-			check(decide(c.ctx, c.err, c.attempt, rp, identity), true)
+			check(decide(c.ctx, c.err, delivery{attempt: c.attempt}, rp, identity), true)
 			for range 200 {
-				check(decide(c.ctx, c.err, c.attempt, rp, realJitter), false)
+				check(decide(c.ctx, c.err, delivery{attempt: c.attempt}, rp, realJitter), false)
 			}
 		})
 	}
@@ -284,5 +284,57 @@ func TestBackoffNoOverflowAtMaxInt64(t *testing.T) {
 				t.Errorf("%+v backoff(%d) = %d", rp, a, d)
 			}
 		}
+	}
+}
+
+// TestDecideTiers: with retry tiers, in-place attempts come first, then
+// tier 1, 2 ... N, then the dead-letter topic; Permanent skips the chain;
+// RetryAfter picks the first later tier whose delay is at least the one
+// asked (or retries in place if it is short); holds never escalate.
+func TestDecideTiers(t *testing.T) {
+	rp := RetryPolicy{
+		MaxAttempts: 3, TierAttempts: 2,
+		InitialBackoff: 100 * time.Millisecond, MaxBackoff: time.Second, HoldDelay: 5 * time.Second,
+		Tiers: []time.Duration{time.Second, 10 * time.Second, time.Minute},
+	}
+	live := context.Background()
+	boom := errors.New("boom")
+	identity := func(d time.Duration) time.Duration { return d }
+	cases := []struct {
+		name  string
+		err   error
+		d     delivery
+		kind  actionKind
+		tier  int
+		delay time.Duration
+		class ErrorClass
+	}{
+		{"source, calls left: in place", boom, delivery{0, 1}, actRetry, 0, 100 * time.Millisecond, ClassRetryable},
+		{"source, last call: tier 1", boom, delivery{0, 3}, actTier, 1, time.Second, ClassRetryable},
+		{"tier 1, calls left: in place", boom, delivery{1, 1}, actRetry, 0, 100 * time.Millisecond, ClassRetryable},
+		{"tier 1, used up: tier 2", boom, delivery{1, 2}, actTier, 2, 10 * time.Second, ClassRetryable},
+		{"tier 2, used up: tier 3", boom, delivery{2, 2}, actTier, 3, time.Minute, ClassRetryable},
+		{"last tier, used up: DLQ", boom, delivery{3, 2}, actDLQ, 0, 0, ClassRetryable},
+		{"panic on the last tier: DLQ", &PanicError{Value: "x"}, delivery{3, 2}, actDLQ, 0, 0, ClassPanic},
+		{"permanent on the source: DLQ", Permanent(boom), delivery{0, 1}, actDLQ, 0, 0, ClassPermanent},
+		{"permanent on a tier: DLQ", Permanent(boom), delivery{2, 1}, actDLQ, 0, 0, ClassPermanent},
+		{"retry after a short delay: in place", RetryAfter(500*time.Millisecond, boom), delivery{0, 1}, actRetry, 0, 500 * time.Millisecond, ClassRetryable},
+		{"retry after 5s: tier 2 (first >= 5s)", RetryAfter(5*time.Second, boom), delivery{0, 1}, actTier, 2, 10 * time.Second, ClassRetryable},
+		{"retry after 5s from tier 2: tier 3", RetryAfter(5*time.Second, boom), delivery{2, 1}, actTier, 3, time.Minute, ClassRetryable},
+		{"retry after 2h: the last tier, waiting 2h", RetryAfter(2*time.Hour, boom), delivery{0, 1}, actTier, 3, 2 * time.Hour, ClassRetryable},
+		{"retry after 2h from the last tier: DLQ", RetryAfter(2*time.Hour, boom), delivery{3, 1}, actDLQ, 0, 0, ClassRetryable},
+		{"retry after, calls used up: next tier", RetryAfter(500*time.Millisecond, boom), delivery{0, 3}, actTier, 1, time.Second, ClassRetryable},
+		{"hold never escalates", Hold(boom), delivery{3, 99}, actHold, 0, 5 * time.Second, ClassRetryable},
+		{"hold partition never escalates", HoldPartition(boom), delivery{3, 99}, actHoldPartition, 0, 5 * time.Second, ClassRetryable},
+		{"interrupted calls: next tier", fmt.Errorf("%w: 3 calls", ErrInterrupted), delivery{0, 3}, actTier, 1, time.Second, ClassInterrupted},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a := decide(live, c.err, c.d, rp, identity)
+			if a.kind != c.kind || a.tier != c.tier || a.delay != c.delay || a.class != c.class {
+				t.Errorf("decide = %v tier %d delay %v class %q; want %v tier %d delay %v class %q",
+					a.kind, a.tier, a.delay, a.class, c.kind, c.tier, c.delay, c.class)
+			}
+		})
 	}
 }

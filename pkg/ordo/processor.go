@@ -72,6 +72,9 @@ type RecordInfo struct {
 	// Config.Fencer (0 without one): it grows across members, so a store
 	// can reject the writes of a stale owner.
 	Token int64
+	// Tier is the retry tier the record is delivered from: 0 on its source
+	// topic, n on retry tier n.
+	Tier int
 }
 
 type infoKey struct{}
@@ -81,7 +84,7 @@ type infoKey struct{}
 func InfoFromContext(ctx context.Context) (RecordInfo, bool) {
 	switch v := ctx.Value(infoKey{}).(type) {
 	case *work:
-		return RecordInfo{Attempt: v.attempt, Group: v.lane.cfg.group, LaneEpoch: v.lane.epoch, Token: v.lane.token.Load()}, true
+		return RecordInfo{Attempt: v.calls(), Group: v.lane.cfg.group, LaneEpoch: v.lane.epoch, Token: v.lane.token.Load(), Tier: v.lane.tier}, true
 	case *streamCtx:
 		return RecordInfo{Attempt: 1, Group: v.l.cfg.group, LaneEpoch: v.l.epoch, Token: v.l.token.Load()}, true
 	}
@@ -100,9 +103,12 @@ type Origin struct {
 }
 
 // OriginOf returns the origin of r, a record handed to a processor with ctx:
-// its own coordinates for a record of a source topic. Stores use it for
-// their default deduplication key.
+// its own coordinates for a record of a source topic, and those its
+// ordo-original-* headers give for a record of the group's retry tier (or
+// redriven there). Stores use it for their default deduplication key.
 func OriginOf(ctx context.Context, r *kgo.Record) Origin {
-	_ = ctx // a retry-topic record will be resolved through its lane
+	if w, ok := ctx.Value(infoKey{}).(*work); ok && w.rec == r {
+		return w.origin()
+	}
 	return Origin{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
 }

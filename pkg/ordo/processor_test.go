@@ -226,17 +226,19 @@ func TestDLQRecord(t *testing.T) {
 			{Key: HeaderOriginalTopic, Value: []byte("evil")}, // forged: dropped
 			{Key: "ordo-custom", Value: []byte("x")},          // any ordo- prefix: dropped
 			{Key: "ordo-", Value: []byte("x")},                // the bare prefix: dropped
+			{Key: "ORDO-Error", Value: []byte("forged")},      // the prefix in another case: dropped
+			{Key: "Ordo-Attempt", Value: []byte("7")},         // likewise
 			{Key: "ordo", Value: []byte("short")},             // not the prefix: kept
 			{Key: "x-ordo-attempt", Value: []byte("1")},       // prefix elsewhere: kept
 			{Key: "trace-id", Value: []byte("def")},           // repeated foreign: kept
 			{Key: "", Value: nil},                             // empty key: kept
 		},
 	}
-	w := &work{rec: src, attempt: 3, lastErr: errors.New("boom")}
-	out := c.dlqRecord(w, ClassRetryable)
+	w := &work{rec: src, attempt: 3, lastErr: errors.New("boom"), cut: -1}
+	out := c.outRecord(w, action{kind: actDLQ, class: ClassRetryable})
 
-	if out.Topic != "orders.dlq" {
-		t.Errorf("Topic = %q, want orders.dlq", out.Topic)
+	if out.Topic != "orders.billing-group.dlq" {
+		t.Errorf("Topic = %q, want orders.billing-group.dlq (the group's own)", out.Topic)
 	}
 	if !bytes.Equal(out.Key, src.Key) || !bytes.Equal(out.Value, src.Value) {
 		t.Errorf("key/value = %q/%q, want %q/%q", out.Key, out.Value, src.Key, src.Value)
@@ -289,8 +291,8 @@ func TestDLQRecord(t *testing.T) {
 		}
 	}
 	// The source record is not modified.
-	if len(src.Headers) != 10 || string(src.Headers[1].Value) != "99" || src.Topic != "orders" {
-		t.Error("dlqRecord modified the source record")
+	if len(src.Headers) != 12 || string(src.Headers[1].Value) != "99" || src.Topic != "orders" {
+		t.Error("outRecord modified the source record")
 	}
 }
 
@@ -298,12 +300,12 @@ func TestDLQRecordClassesAndDefaults(t *testing.T) {
 	c := newTestRouter(Config{Group: "g"}.withDefaults())
 	src := &kgo.Record{Topic: "t", Partition: 0, Offset: 0, Timestamp: time.UnixMilli(0)}
 	for _, class := range []ErrorClass{ClassRetryable, ClassPermanent, ClassPanic, ClassTimeout} {
-		out := c.dlqRecord(&work{rec: src, attempt: 1, lastErr: errors.New("e")}, class)
+		out := c.outRecord(&work{rec: src, attempt: 1, lastErr: errors.New("e"), cut: -1}, action{kind: actDLQ, class: class})
 		if got := headerValues(out.Headers, HeaderErrorClass); len(got) != 1 || got[0] != string(class) {
 			t.Errorf("class header %q, want %q", got, class)
 		}
 	}
-	out := c.dlqRecord(&work{rec: src, attempt: 1}, ClassRetryable)
+	out := c.outRecord(&work{rec: src, attempt: 1, cut: -1}, action{kind: actDLQ, class: ClassRetryable})
 	if got := headerValues(out.Headers, HeaderError); len(got) != 1 || got[0] != "unknown error" {
 		t.Errorf("error header with no error = %q, want unknown error", got)
 	}
@@ -321,9 +323,9 @@ func TestDLQRecordClassesAndDefaults(t *testing.T) {
 	}
 
 	// A custom dead-letter topic name.
-	c = newTestRouter(Config{Group: "g", DLQTopic: func(t string) string { return "dead-" + t }}.withDefaults())
-	if out := c.dlqRecord(&work{rec: src, attempt: 1}, ClassPermanent); out.Topic != "dead-t" {
-		t.Errorf("Topic = %q, want dead-t", out.Topic)
+	c = newTestRouter(Config{Group: "g", Naming: Naming{DLQTemplate: "dead-{topic}-{group}"}}.withDefaults())
+	if out := c.outRecord(&work{rec: src, attempt: 1, cut: -1}, action{kind: actDLQ, class: ClassPermanent}); out.Topic != "dead-t-g" {
+		t.Errorf("Topic = %q, want dead-t-g", out.Topic)
 	}
 }
 
@@ -332,7 +334,7 @@ func TestDLQRecordErrorTruncated(t *testing.T) {
 	src := &kgo.Record{Topic: "t"}
 	for _, n := range []int{0, 1, maxErrorHeader - 1, maxErrorHeader, maxErrorHeader + 1, 3 * maxErrorHeader, 1 << 20} {
 		text := strings.Repeat("x", n)
-		out := c.dlqRecord(&work{rec: src, attempt: 1, lastErr: errors.New(text)}, ClassRetryable)
+		out := c.outRecord(&work{rec: src, attempt: 1, lastErr: errors.New(text), cut: -1}, action{kind: actDLQ, class: ClassRetryable})
 		got := headerValues(out.Headers, HeaderError)
 		if len(got) != 1 {
 			t.Fatalf("error header %d times", len(got))
@@ -347,7 +349,7 @@ func TestDLQRecordErrorTruncated(t *testing.T) {
 	}
 	// Multi-byte text is cut to at most 4096 bytes too.
 	text := strings.Repeat("€", 2000) // 6000 bytes
-	out := c.dlqRecord(&work{rec: src, attempt: 1, lastErr: errors.New(text)}, ClassRetryable)
+	out := c.outRecord(&work{rec: src, attempt: 1, lastErr: errors.New(text), cut: -1}, action{kind: actDLQ, class: ClassRetryable})
 	if got := headerValues(out.Headers, HeaderError)[0]; len(got) > maxErrorHeader || !strings.HasPrefix(text, got) {
 		t.Fatalf("multi-byte error header of %d bytes is not a prefix of at most %d", len(got), maxErrorHeader)
 	}
@@ -460,8 +462,8 @@ func TestWorkDequeModel(t *testing.T) {
 // Regression: truncating a long error keeps ordo-error valid UTF-8.
 func TestDLQRecordErrorTruncationKeepsUTF8(t *testing.T) {
 	c := newTestRouter(Config{Group: "g"}.withDefaults())
-	w := &work{rec: &kgo.Record{Topic: "t"}, attempt: 1, lastErr: errors.New(strings.Repeat("€", 2000))}
-	r := c.dlqRecord(w, ClassRetryable)
+	w := &work{rec: &kgo.Record{Topic: "t"}, attempt: 1, lastErr: errors.New(strings.Repeat("€", 2000)), cut: -1}
+	r := c.outRecord(w, action{kind: actDLQ, class: ClassRetryable})
 	for _, h := range r.Headers {
 		if h.Key == HeaderError && (!utf8.Valid(h.Value) || len(h.Value) > maxErrorHeader) {
 			t.Fatalf("ordo-error is %d bytes, valid UTF-8 %v", len(h.Value), utf8.Valid(h.Value))

@@ -24,14 +24,23 @@ import (
 
 // laneRouter is what a lane needs of the router.
 type laneRouter interface {
-	// route maps a failed call's error to an action. attempt is the number
-	// of the call that failed (1 for the first); laneCtx is the lane's
-	// context (a done lane leaves the record for the next owner).
-	route(laneCtx context.Context, err error, attempt int) action
-	// send produces the record of w to the target of a (the dead-letter
-	// topic of its source topic) and calls done once with the produce's
-	// result: only an acknowledged produce lets the lane finish w.
+	// route maps a failed call's error to an action. d says which
+	// delivery of the record failed: its tier (0 on the source topic) and
+	// the call's number on it; laneCtx is the lane's context (a done lane
+	// leaves the record for the next owner).
+	route(laneCtx context.Context, err error, d delivery) action
+	// send produces the record of w to the target of a (a retry tier or
+	// the dead-letter topic of its source topic) and calls done once with
+	// the produce's result: only an acknowledged produce lets the lane
+	// finish w.
 	send(ctx context.Context, w *work, a action, done func(error))
+}
+
+// delivery is one delivery of a record: on its source topic (tier 0) or
+// on retry tier n, and the call's number on it, from 1.
+type delivery struct {
+	tier    int
+	attempt int
 }
 
 // recordProducer is the part of *kgo.Client the router uses.
@@ -43,32 +52,38 @@ type recordProducer interface {
 type router struct {
 	group, processor string
 	retry            RetryPolicy
-	dlqTopic         func(topic string) string
+	naming           Naming
 	clock            Clock
 	log              *slog.Logger
 	jitter           func(time.Duration) time.Duration
 	producer         recordProducer // set at Start
+	produceTimeout   time.Duration  // bounds one produce: Retry.MaxBackoff, at least 1s
 }
 
 func newRouter(cfg *Config) *router {
 	return &router{
-		group:     cfg.Group,
-		processor: cfg.ProcessorName,
-		retry:     cfg.Retry,
-		dlqTopic:  cfg.DLQTopic,
-		clock:     cfg.Clock,
-		log:       cfg.Logger,
-		jitter:    jitter,
+		group:          cfg.Group,
+		processor:      cfg.ProcessorName,
+		retry:          cfg.Retry,
+		naming:         cfg.Naming,
+		clock:          cfg.Clock,
+		log:            cfg.Logger,
+		jitter:         jitter,
+		produceTimeout: max(cfg.Retry.MaxBackoff, time.Second),
 	}
 }
 
-func (r *router) route(laneCtx context.Context, err error, attempt int) action {
-	return decide(laneCtx, err, attempt, r.retry, r.jitter)
+func (r *router) route(laneCtx context.Context, err error, d delivery) action {
+	return decide(laneCtx, err, d, r.retry, r.jitter)
 }
 
 func (r *router) send(ctx context.Context, w *work, a action, done func(error)) {
-	rec := r.dlqRecord(w, a.class)
-	r.producer.Produce(ctx, rec, func(_ *kgo.Record, err error) { done(err) })
+	rec := r.outRecord(w, a)
+	pctx, cancel := context.WithTimeout(ctx, r.produceTimeout)
+	r.producer.Produce(pctx, rec, func(_ *kgo.Record, err error) {
+		cancel()
+		done(err)
+	})
 }
 
 // jitter spreads a backoff over [d/2, d).
@@ -90,6 +105,7 @@ const (
 	actDLQ                             // produce it to the dead-letter topic, then finish it
 	actDrop                            // the lane is closing: leave the record unfinished
 	actHoldPartition                   // as actHold, and the partition starts nothing else meanwhile
+	actTier                            // produce it to retry tier action.tier, then finish it
 )
 
 func (k actionKind) String() string {
@@ -106,22 +122,36 @@ func (k actionKind) String() string {
 		return "drop"
 	case actHoldPartition:
 		return "hold-partition"
+	case actTier:
+		return "tier"
 	}
 	return "unknown"
 }
 
 type action struct {
 	kind  actionKind
-	delay time.Duration
+	delay time.Duration // before the next call (in place), or of the tier
+	tier  int           // actTier: the retry tier, from 1
 	class ErrorClass
 }
 
 // decide is the one place that maps a processor's result to what happens to
-// the record. attempt is the number of the call that just returned (1 for
-// the first). laneCtx is the lane's context: if it is done, the failure may
+// the record. d is the delivery that failed: its tier (0 on the source
+// topic) and the number of the call that just returned on it (1 for the
+// first). laneCtx is the lane's context: if it is done, the failure may
 // only be the cancellation, and the record is left unfinished for the next
 // owner instead of being retried or dead-lettered.
-func decide(laneCtx context.Context, err error, attempt int, rp RetryPolicy, jitter func(time.Duration) time.Duration) action {
+//
+// The rules, in order: a Hold (HoldFor, HoldPartition) waits in place and
+// never escalates; Permanent goes to the dead-letter topic; while the
+// delivery has calls left (Retry.MaxAttempts on the source topic,
+// Retry.TierAttempts on a tier), the record is retried in place after its
+// backoff, or after the delay RetryAfter asked for if that is no longer
+// than Retry.MaxBackoff (a longer one goes to a tier at once, if there are
+// tiers); then it goes to the next tier, or, asked by RetryAfter(d), to the
+// first later tier whose delay is at least d (the last if none is, waiting
+// d); after the last tier, to the dead-letter topic.
+func decide(laneCtx context.Context, err error, d delivery, rp RetryPolicy, jitter func(time.Duration) time.Duration) action {
 	if err == nil {
 		return action{kind: actDone}
 	}
@@ -135,23 +165,41 @@ func decide(laneCtx context.Context, err error, attempt int, rp RetryPolicy, jit
 	}
 	var hold *holdError
 	if errors.As(err, &hold) {
-		d := rp.HoldDelay
+		delay := rp.HoldDelay
 		if hold.delay > 0 {
-			d = hold.delay
+			delay = hold.delay
 		}
-		return action{kind: actHold, delay: d, class: ClassRetryable}
+		return action{kind: actHold, delay: delay, class: ClassRetryable}
 	}
 	if class == ClassPermanent {
 		return action{kind: actDLQ, class: class}
 	}
-	if attempt >= rp.MaxAttempts {
-		return action{kind: actDLQ, class: class}
+	limit := rp.MaxAttempts
+	if d.tier > 0 {
+		limit = rp.TierAttempts
 	}
 	var ra *retryAfterError
-	if errors.As(err, &ra) {
-		return action{kind: actRetry, delay: ra.delay, class: class}
+	asked := errors.As(err, &ra)
+	if d.attempt < limit {
+		switch {
+		case !asked:
+			return action{kind: actRetry, delay: jitter(rp.backoff(d.attempt)), class: class}
+		case len(rp.Tiers) == 0 || ra.delay <= rp.MaxBackoff:
+			return action{kind: actRetry, delay: ra.delay, class: class}
+		}
 	}
-	return action{kind: actRetry, delay: jitter(rp.backoff(attempt)), class: class}
+	next := d.tier + 1
+	if next > len(rp.Tiers) {
+		return action{kind: actDLQ, class: class}
+	}
+	if !asked {
+		return action{kind: actTier, tier: next, delay: rp.Tiers[next-1], class: class}
+	}
+	t := next
+	for t < len(rp.Tiers) && rp.Tiers[t-1] < ra.delay {
+		t++
+	}
+	return action{kind: actTier, tier: t, delay: max(rp.Tiers[t-1], ra.delay), class: class}
 }
 
 // Header names Ordo writes on retry and dead-letter records (see
@@ -183,10 +231,12 @@ const (
 	maxErrorHeader  = 4096
 )
 
-// dlqRecord builds the dead-letter copy of w: same key, value and foreign
-// headers; headers with the ordo- prefix that came from outside are
-// dropped, and Ordo's own are added.
-func (r *router) dlqRecord(w *work, class ErrorClass) *kgo.Record {
+// outRecord builds the copy of w that a goes to: retry tier a.tier or the
+// dead-letter topic of w's source topic. It keeps key, value and foreign
+// headers byte-exact; headers with the ordo- prefix, in any case, are
+// dropped (from a source topic they are not trusted; from a retry tier they
+// are Ordo's own, rewritten here), and Ordo's are added.
+func (r *router) outRecord(w *work, a action) *kgo.Record {
 	src := w.rec
 	errText := "unknown error"
 	if w.lastErr != nil {
@@ -196,28 +246,99 @@ func (r *router) dlqRecord(w *work, class ErrorClass) *kgo.Record {
 		// Cut, then drop a rune the cut split: the header stays UTF-8.
 		errText = strings.ToValidUTF8(errText[:maxErrorHeader], "")
 	}
-	hs := make([]kgo.RecordHeader, 0, len(src.Headers)+9)
+	hs := make([]kgo.RecordHeader, 0, len(src.Headers)+12)
 	for _, h := range src.Headers {
-		if len(h.Key) >= len(headerPrefix) && h.Key[:len(headerPrefix)] == headerPrefix {
+		if isOrdoHeader(h.Key) {
 			continue
 		}
 		hs = append(hs, h)
 	}
 	add := func(k, v string) { hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
-	add(HeaderOriginalTopic, src.Topic)
-	add(HeaderOriginalPartition, strconv.FormatInt(int64(src.Partition), 10))
-	add(HeaderOriginalOffset, strconv.FormatInt(src.Offset, 10))
-	add(HeaderOriginalTimestamp, strconv.FormatInt(src.Timestamp.UnixMilli(), 10))
-	add(HeaderAttempt, strconv.Itoa(w.attempt))
+	o := w.origin()
+	add(HeaderOriginalTopic, o.Topic)
+	add(HeaderOriginalPartition, strconv.FormatInt(int64(o.Partition), 10))
+	add(HeaderOriginalOffset, strconv.FormatInt(o.Offset, 10))
+	add(HeaderOriginalTimestamp, strconv.FormatInt(w.originTime().UnixMilli(), 10))
+	add(HeaderAttempt, strconv.Itoa(w.calls()))
 	add(HeaderError, errText)
-	add(HeaderErrorClass, string(class))
+	add(HeaderErrorClass, string(a.class))
 	add(HeaderGroup, r.group)
 	add(HeaderProcessor, r.processor)
-	return &kgo.Record{
-		Topic:     r.dlqTopic(src.Topic),
+	out := &kgo.Record{
 		Key:       src.Key,
 		Value:     src.Value,
-		Headers:   hs,
 		Timestamp: r.clock.Now(),
 	}
+	if a.kind == actTier {
+		out.Topic = r.naming.RetryTopic(o.Topic, r.group, a.tier)
+		add(HeaderTier, strconv.Itoa(a.tier))
+		due := out.Timestamp.Add(a.delay)
+		ms := due.UnixMilli()
+		if due.After(time.UnixMilli(ms)) {
+			ms++ // never due early: round up to the millisecond
+		}
+		add(HeaderNotBefore, strconv.FormatInt(ms, 10))
+	} else {
+		out.Topic = r.naming.DLQTopic(o.Topic, r.group)
+	}
+	if w.cut >= 0 && w.cut < len(src.Value) {
+		out.Value = src.Value[:w.cut]
+		add(HeaderTruncated, "true")
+		add(HeaderOriginalSize, strconv.Itoa(len(src.Value)))
+	}
+	out.Headers = hs
+	return out
+}
+
+// isOrdoHeader reports whether key has the ordo- prefix, in any case.
+func isOrdoHeader(key string) bool {
+	return len(key) >= len(headerPrefix) && strings.EqualFold(key[:len(headerPrefix)], headerPrefix)
+}
+
+// tierHeaders is what a record of a group's retry tier says of itself.
+type tierHeaders struct {
+	ok         bool // the origin headers were all there and well formed
+	origin     Origin
+	originTime time.Time
+	attempts   int       // calls before this delivery
+	notBefore  time.Time // zero if absent
+}
+
+// readTierHeaders reads Ordo's headers on a record of a group's own retry
+// tier (on a source topic they are never read: not trusted).
+func readTierHeaders(r *kgo.Record) tierHeaders {
+	var th tierHeaders
+	var have int
+	for _, h := range r.Headers {
+		v := string(h.Value)
+		switch h.Key {
+		case HeaderOriginalTopic:
+			th.origin.Topic = v
+			have |= 1
+		case HeaderOriginalPartition:
+			if p, err := strconv.ParseInt(v, 10, 32); err == nil {
+				th.origin.Partition = int32(p)
+				have |= 2
+			}
+		case HeaderOriginalOffset:
+			if o, err := strconv.ParseInt(v, 10, 64); err == nil {
+				th.origin.Offset = o
+				have |= 4
+			}
+		case HeaderOriginalTimestamp:
+			if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+				th.originTime = time.UnixMilli(ms)
+			}
+		case HeaderAttempt:
+			if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+				th.attempts = n
+			}
+		case HeaderNotBefore:
+			if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+				th.notBefore = time.UnixMilli(ms)
+			}
+		}
+	}
+	th.ok = have == 7 && th.origin.Topic != ""
+	return th
 }

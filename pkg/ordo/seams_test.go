@@ -22,7 +22,7 @@ import (
 // it closes every record is applied exactly once, in key order.
 func TestHoldPartitionPausesThePartition(t *testing.T) {
 	const n = 2000
-	c := newCluster(t, 1, "t", "t.dlq")
+	c := newCluster(t, 1, "t", "t.g.dlq")
 	produce(t, c.ListenAddrs(), "t", n, 50, 3)
 	var open atomic.Bool
 	var callsWhileOpen, applied atomic.Int64

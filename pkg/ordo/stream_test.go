@@ -45,7 +45,7 @@ func TestStreamAndSchedulerProperty(t *testing.T) {
 			n := 1500 + rng.IntN(2500)
 			workers := 2 + rng.IntN(7)
 			slowEvery := 40 + rng.IntN(200)
-			c := newCluster(t, parts, "t", "t.dlq")
+			c := newCluster(t, parts, "t", "t.g.dlq")
 			produce(t, c.ListenAddrs(), "t", n, nkeys, seed)
 
 			led := newLedger()
@@ -130,7 +130,7 @@ func TestStreamAndSchedulerProperty(t *testing.T) {
 				return led.count()+int(dlqs.Load()) == n
 			})
 			// Dead-lettered records are finished once their produce is acked.
-			for _, r := range consumeAll(t, c.ListenAddrs(), "t.dlq", wantDLQ) {
+			for _, r := range consumeAll(t, c.ListenAddrs(), "t.g.dlq", wantDLQ) {
 				p, _ := strconv.Atoi(headerValue(r, ordo.HeaderOriginalPartition))
 				o, _ := strconv.ParseInt(headerValue(r, ordo.HeaderOriginalOffset), 10, 64)
 				finished.Store(pk{int32(p), o}, true)

@@ -35,6 +35,7 @@ type DevCmd struct {
 	Rate            int
 	Customers       int
 	MalformedEvery  int
+	FlakyEvery      int
 	Work            time.Duration
 	Duration        time.Duration
 	ShutdownTimeout time.Duration
@@ -82,6 +83,7 @@ is printed every second; Prometheus metrics are served on --metrics-addr.`,
 	f.IntVar(&d.Rate, "rate", 2000, "demo events per second")
 	f.IntVar(&d.Customers, "customers", 1000, "distinct demo keys (customers)")
 	f.IntVar(&d.MalformedEvery, "malformed-every", 200, "one demo event in this many is malformed (0: none)")
+	f.IntVar(&d.FlakyEvery, "flaky-every", 100, "one demo event in this many fails its first calls and succeeds in a retry tier (0: none)")
 	f.DurationVar(&d.Work, "work", 2*time.Millisecond, "simulated processing time per event")
 	f.DurationVar(&d.Duration, "duration", 0, "stop after this long (0: run until interrupted)")
 	f.DurationVar(&d.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "time allowed to drain and commit on stop")
@@ -114,6 +116,9 @@ func (d *DevCmd) Validate() error {
 	}
 	if d.Customers < 1 {
 		bad("customers", "must be >= 1, got %d", d.Customers)
+	}
+	if d.FlakyEvery < 0 {
+		bad("flaky-every", "must be >= 0 (0: none), got %d", d.FlakyEvery)
 	}
 	if d.MalformedEvery < 0 {
 		bad("malformed-every", "must be >= 0 (0: none), got %d", d.MalformedEvery)
@@ -249,7 +254,7 @@ func (d *DevCmd) Run(ctx context.Context) error {
 		SessionTimeout:      6 * time.Second,
 		RebalanceTimeout:    20 * time.Second,
 		RevokeTimeout:       min(d.ShutdownTimeout, 10*time.Second),
-		Retry:               ordo.RetryPolicy{InitialBackoff: 50 * time.Millisecond, MaxBackoff: time.Second, Tiers: tiers},
+		Retry:               ordo.RetryPolicy{MaxAttempts: devInPlaceAttempts, InitialBackoff: 50 * time.Millisecond, MaxBackoff: time.Second, Tiers: tiers},
 	})
 	if err != nil {
 		return err
@@ -273,7 +278,8 @@ func (d *DevCmd) Run(ctx context.Context) error {
 		d.Group, d.Topic, ordering, d.Workers)
 
 	var wg sync.WaitGroup
-	gen := &generator{topic: d.Topic, rate: d.Rate, customers: d.Customers, malformedEvery: d.MalformedEvery, produced: -1}
+	gen := &generator{topic: d.Topic, rate: d.Rate, customers: d.Customers, malformedEvery: d.MalformedEvery,
+		flakyEvery: d.FlakyEvery, failFirst: devInPlaceAttempts, produced: -1}
 	pctx, stopBackground := context.WithCancel(ctx)
 	if d.Demo {
 		gen.produced = 0
@@ -295,6 +301,10 @@ func (d *DevCmd) Run(ctx context.Context) error {
 	stopReport(d.Out, "ordo dev", cons.Stats(), lanes, gen.Produced(), fmt.Sprintf(" order-violations=%d", proc.Violations()))
 	return stopErr
 }
+
+// devInPlaceAttempts are the demo pipeline's in-place calls before retry
+// tier 1.
+const devInPlaceAttempts = 3
 
 // devChain returns the topics to create: the declared ones, and the retry
 // chain of topic for group (its tiers and dead-letter topic, named after

@@ -22,6 +22,8 @@ type generator struct {
 	rate           int
 	customers      int
 	malformedEvery int
+	flakyEvery     int   // one event in this many fails its first calls
+	failFirst      int   // how many (the in-place attempts, so it reaches tier 1; +1: tier 2)
 	produced       int64 // -1: no generator; read with Produced
 	acked          atomic.Int64
 }
@@ -60,7 +62,13 @@ func (g *generator) run(ctx context.Context, addr string) error {
 				val = []byte(`{"customer":"` + key + `","seq":`) // truncated: malformed
 				seq[c]--                                         // not a real event of the customer
 			} else {
-				val, _ = json.Marshal(example.Event{Customer: key, Seq: seq[c], AmountCents: int64(rand.IntN(10000))})
+				ev := example.Event{Customer: key, Seq: seq[c], AmountCents: int64(rand.IntN(10000))}
+				if g.flakyEvery > 0 && n%int64(g.flakyEvery) == int64(g.flakyEvery)/2 {
+					// Fails its in-place calls, so it goes to retry tier 1;
+					// one in three also fails there, and goes to tier 2.
+					ev.FailFirst = g.failFirst + min(1, int(n/int64(g.flakyEvery))%3/2)
+				}
+				val, _ = json.Marshal(ev)
 			}
 			// Not ctx: events already numbered must reach the broker.
 			cl.Produce(context.WithoutCancel(ctx), &kgo.Record{Key: []byte(key), Value: val}, func(_ *kgo.Record, err error) {

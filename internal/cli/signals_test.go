@@ -183,7 +183,7 @@ func TestDevSignalCleanDrain(t *testing.T) {
 	}
 	m := inFlightRe.FindStringSubmatch(last)
 	total := 0
-	for _, p := range regexp.MustCompile(`(?m)^  orders/\d+: in-flight (\d+)`).FindAllStringSubmatch(o, -1) {
+	for _, p := range regexp.MustCompile(`(?m)^  orders[.a-z0-9-]*/\d+: in-flight (\d+)`).FindAllStringSubmatch(o, -1) {
 		n, _ := strconv.Atoi(p[1])
 		total += n
 	}
@@ -210,8 +210,8 @@ func TestStopReport(t *testing.T) {
 		{Topic: "orders", Partition: 9, InFlight: 1, Watermark: -1, Committed: -1, HighWatermark: -1},
 	}
 	var b strings.Builder
-	stopReport(&b, "ordo dev", ordo.Stats{Processed: 5000, Errors: 2, DeadLettered: 1}, lanes, 6000, " order-violations=0")
-	want := "ordo dev: stopped. produced=6000 processed=5000 failed=2 dlq=1 in-flight=13 lag=50 paused=1/4 order-violations=0\n" +
+	stopReport(&b, "ordo dev", ordo.Stats{Processed: 5000, Errors: 2, Tiered: 3, DeadLettered: 1}, lanes, 6000, " order-violations=0")
+	want := "ordo dev: stopped. produced=6000 processed=5000 failed=2 tiered=3 dlq=1 in-flight=13 lag=50 paused=1/4 order-violations=0\n" +
 		"  orders/3: in-flight 12 (3 running), lag 40, committed 1234\n" +
 		"  orders/7: in-flight 0, lag 10, committed 40\n" +
 		"  orders/9: in-flight 1, lag 0, committed none\n"

@@ -36,8 +36,8 @@ type metrics struct {
 }
 
 type topicMetrics struct {
-	name                              string
-	retried, held, dlq, stale, stalls atomic.Uint64
+	name                                      string
+	retried, held, dlq, stale, stalls, tiered atomic.Uint64
 	dlqErrors, rewound, mapDropped    prometheus.Counter
 	pauses                            *prometheus.CounterVec // by reason, curried with the topic
 	routedVec                         *prometheus.CounterVec // by target, curried with the topic
@@ -54,6 +54,7 @@ func (tm *topicMetrics) routed(n int) {
 	target := "dlq"
 	if n > 0 {
 		target = "tier-" + strconv.Itoa(n)
+		tm.tiered.Add(1)
 	}
 	tm.routedVec.WithLabelValues(target).Inc()
 }
@@ -384,6 +385,7 @@ type Stats struct {
 	Retries      int64 // retries scheduled
 	Holds        int64 // holds
 	DeadLettered int64 // records dead-lettered (produce acked)
+	Tiered       int64 // records sent to a retry tier (produce acked)
 	Stale        int64 // completions dropped for partitions no longer owned
 	Partitions   int   // partitions owned now
 	Paused       int   // partitions paused for backpressure now
@@ -401,6 +403,7 @@ func (c *Consumer) Stats() Stats {
 		s.Retries += int64(tm.retried.Load())
 		s.Holds += int64(tm.held.Load())
 		s.DeadLettered += int64(tm.dlq.Load())
+		s.Tiered += int64(tm.tiered.Load())
 		s.Stale += int64(tm.stale.Load())
 	}
 	for _, l := range c.Lanes() {

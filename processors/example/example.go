@@ -1,16 +1,20 @@
 // Package example is the processor of Ordo's demo pipeline: it applies
-// order events to an in-memory ledger of customer balances, and checks, as
-// it goes, that each customer's events arrive in the order they were
-// produced. A malformed event is a permanent failure: it goes to the
-// dead-letter topic with its reason, and nothing else waits for it.
+// order events to an in-memory ledger of customer balances, once each, and
+// checks, as it goes, that each customer's events arrive from the source
+// topic in the order they were produced. A malformed event is a permanent
+// failure: it goes to the dead-letter topic with its reason, and nothing
+// else waits for it. A flaky event fails its first calls (fail_first), so
+// the demo shows records moving through the retry tiers.
 //
 // Events are JSON, keyed by customer:
 //
-//	{"customer":"c-17","seq":42,"amount_cents":1250}
+//	{"customer":"c-17","seq":42,"amount_cents":1250,"fail_first":4}
 //
 // seq counts the customer's events from 1, as the demo generator writes
-// them; a processor that saw seq 43 before 42 would report an ordering
-// violation.
+// them. A processor that saw seq 43 before 42 on the source topic would
+// report an ordering violation; an event retried through a tier arrives
+// after its successors by design (the tiers are non-blocking) and is not
+// one. The ledger is a sum, so it does not mind.
 package example
 
 import (
@@ -31,6 +35,9 @@ type Event struct {
 	Customer    string `json:"customer"`
 	Seq         int64  `json:"seq"`
 	AmountCents int64  `json:"amount_cents"`
+	// FailFirst makes the event's first calls fail (retryably): the demo's
+	// way to send records through the retry tiers.
+	FailFirst int `json:"fail_first,omitempty"`
 }
 
 // Options configure the processor.
@@ -44,17 +51,40 @@ type Options struct {
 type Processor struct {
 	opts Options
 
-	mu       sync.Mutex
-	balances map[string]int64
-	lastSeq  map[string]int64
+	mu        sync.Mutex
+	balances  map[string]int64
+	customers map[string]*seen
 
 	applied    atomic.Int64
 	violations atomic.Int64
 }
 
+// seen is what the processor knows of one customer's events.
+type seen struct {
+	contig    int64              // every seq up to it is applied
+	above     map[int64]struct{} // applied seqs above contig
+	maxSource int64              // the highest seq delivered from the source topic
+}
+
+func (s *seen) applied(seq int64) bool {
+	_, ok := s.above[seq]
+	return seq <= s.contig || ok
+}
+
+func (s *seen) apply(seq int64) {
+	s.above[seq] = struct{}{}
+	for {
+		if _, ok := s.above[s.contig+1]; !ok {
+			return
+		}
+		delete(s.above, s.contig+1)
+		s.contig++
+	}
+}
+
 // New returns a Processor with an empty ledger.
 func New(opts Options) *Processor {
-	return &Processor{opts: opts, balances: map[string]int64{}, lastSeq: map[string]int64{}}
+	return &Processor{opts: opts, balances: map[string]int64{}, customers: map[string]*seen{}}
 }
 
 // Process implements ordo.Processor.
@@ -69,6 +99,10 @@ func (p *Processor) Process(ctx context.Context, r *kgo.Record) error {
 	if ev.Customer != string(r.Key) {
 		return ordo.Permanent(fmt.Errorf("event at %s/%d@%d: customer %q does not match key %q", r.Topic, r.Partition, r.Offset, ev.Customer, r.Key))
 	}
+	info, _ := ordo.InfoFromContext(ctx)
+	if ev.FailFirst > 0 && info.Attempt <= ev.FailFirst {
+		return fmt.Errorf("event %s#%d: flaky, call %d of the first %d that fail", ev.Customer, ev.Seq, info.Attempt, ev.FailFirst)
+	}
 	if p.opts.Work > 0 {
 		t := time.NewTimer(p.opts.Work)
 		select {
@@ -80,15 +114,24 @@ func (p *Processor) Process(ctx context.Context, r *kgo.Record) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	last := p.lastSeq[ev.Customer]
-	switch {
-	case ev.Seq <= last:
-		// A redelivery after a rebalance or restart: already applied.
-		return nil
-	case ev.Seq != last+1 && last != 0:
-		p.violations.Add(1)
+	c := p.customers[ev.Customer]
+	if c == nil {
+		c = &seen{above: map[int64]struct{}{}}
+		p.customers[ev.Customer] = c
 	}
-	p.lastSeq[ev.Customer] = ev.Seq
+	if info.Tier == 0 {
+		// From the source topic a customer's events come in order; a
+		// redelivery (after a rebalance or restart) repeats one, never
+		// goes back past one that was not delivered before.
+		if ev.Seq < c.maxSource && !c.applied(ev.Seq) {
+			p.violations.Add(1)
+		}
+		c.maxSource = max(c.maxSource, ev.Seq)
+	}
+	if c.applied(ev.Seq) {
+		return nil // a redelivery: applied already
+	}
+	c.apply(ev.Seq)
 	p.balances[ev.Customer] += ev.AmountCents
 	p.applied.Add(1)
 	return nil
@@ -97,8 +140,9 @@ func (p *Processor) Process(ctx context.Context, r *kgo.Record) error {
 // Applied returns how many events changed the ledger.
 func (p *Processor) Applied() int64 { return p.applied.Load() }
 
-// Violations returns how many events of a customer arrived after a later
-// one: it stays 0 under Ordo's key ordering.
+// Violations returns how many events of a customer arrived from the source
+// topic after a later one that was not applied: it stays 0 under Ordo's
+// key ordering.
 func (p *Processor) Violations() int64 { return p.violations.Load() }
 
 // Balance returns a customer's balance in cents.

@@ -21,19 +21,26 @@ func isPermanent(err error) bool {
 	return err != nil && ordo.ClassOf(err) == ordo.ClassPermanent
 }
 
-func TestProcessAppliesInOrderAndCountsViolations(t *testing.T) {
+func TestProcessAppliesOnceAndCountsViolations(t *testing.T) {
 	p := New(Options{})
 	ctx := context.Background()
-	for _, ev := range []Event{{"c-1", 1, 10}, {"c-1", 2, 5}, {"c-1", 2, 5} /* redelivery */, {"c-1", 4, 1} /* gap */} {
+	for _, ev := range []Event{
+		{Customer: "c-1", Seq: 1, AmountCents: 10},
+		{Customer: "c-1", Seq: 2, AmountCents: 5},
+		{Customer: "c-1", Seq: 2, AmountCents: 5},  // a redelivery: not applied twice
+		{Customer: "c-1", Seq: 4, AmountCents: 1},  // a gap: seq 3 may be in a tier
+		{Customer: "c-1", Seq: 3, AmountCents: 20}, // from the source after 4: a violation
+		{Customer: "c-1", Seq: 3, AmountCents: 20}, // again: applied already, not counted again
+	} {
 		if err := p.Process(ctx, rec(ev.Customer, ev)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := p.Balance("c-1"); got != 16 {
-		t.Errorf("balance %d, want 16 (the redelivery is not applied twice)", got)
+	if got := p.Balance("c-1"); got != 36 {
+		t.Errorf("balance %d, want 36 (each event once)", got)
 	}
-	if p.Applied() != 3 || p.Violations() != 1 {
-		t.Errorf("applied %d violations %d, want 3 and 1", p.Applied(), p.Violations())
+	if p.Applied() != 4 || p.Violations() != 1 {
+		t.Errorf("applied %d violations %d, want 4 and 1", p.Applied(), p.Violations())
 	}
 }
 
@@ -59,7 +66,7 @@ func TestProcessWorkHonoursCancellation(t *testing.T) {
 	p := New(Options{Work: time.Hour})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := p.Process(ctx, rec("c-1", Event{"c-1", 1, 1})); !errors.Is(err, context.Canceled) {
+	if err := p.Process(ctx, rec("c-1", Event{Customer: "c-1", Seq: 1, AmountCents: 1})); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v, want context.Canceled", err)
 	}
 }

@@ -38,11 +38,11 @@ type metrics struct {
 type topicMetrics struct {
 	name                                      string
 	retried, held, dlq, stale, stalls, tiered atomic.Uint64
-	dlqErrors, rewound, mapDropped    prometheus.Counter
-	pauses                            *prometheus.CounterVec // by reason, curried with the topic
-	routedVec                         *prometheus.CounterVec // by target, curried with the topic
-	outErrVec                         *prometheus.CounterVec // by reason, curried with the topic
-	retired                           laneCounts             // folded lanes; guarded by metrics.mu
+	dlqErrors, rewound, mapDropped            prometheus.Counter
+	pauses                                    *prometheus.CounterVec // by reason, curried with the topic
+	routedVec                                 *prometheus.CounterVec // by target, curried with the topic
+	outErrVec                                 *prometheus.CounterVec // by reason, curried with the topic
+	retired                                   laneCounts             // folded lanes; guarded by metrics.mu
 }
 
 // pause counts a pause of one of the topic's partitions.

@@ -264,7 +264,12 @@ type LagServeCmd struct {
 }
 
 func newLagServeCmd(out, errw io.Writer) *cobra.Command {
-	s := &LagServeCmd{Out: out}
+	return newLagServeCommand(&LagServeCmd{Out: out}, errw)
+}
+
+// newLagServeCommand binds s to a new `ordo lag serve` command and its
+// flags; errw receives the logs.
+func newLagServeCommand(s *LagServeCmd, errw io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve --brokers HOST:PORT --group G... --addr HOST:PORT",
 		Short: "Export consumer-group lag to Prometheus, with no member running",

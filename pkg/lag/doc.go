@@ -45,8 +45,9 @@
 // remembers, per partition, the time it first saw it, the time its
 // committed offset last changed (movedAt: the first scrape that saw the
 // current value; a reset backwards is a change too), the last time its lag
-// was 0 (caughtUpAt), and its lag at the scrape closest to, and not after,
-// now - W (lagAtStart). The rules, in order:
+// was 0 (caughtUpAt), and samples of its committed offset and lag at
+// scrapes at least W/32 apart, back to the last one at or before now - W.
+// The rules, in order:
 //
 //   - unknown (no status series; "-" in `ordo lag`): the partition was
 //     first seen less than W ago.
@@ -64,8 +65,15 @@
 //     partition does not move: a poison record, a held record, a dead
 //     letter that cannot be produced.
 //   - WARN: the committed offset moved within the window, the lag stayed
-//     above 0 throughout, and it is larger now than lagAtStart: a consumer
-//     that works but falls behind. Scale up.
+//     above 0 throughout, and it grew over the window (lag now minus the
+//     lag of the last sample at or before now - W) by more than the
+//     largest step of the committed offset between two consecutive
+//     samples. A consumer that works but falls behind: scale up. The step
+//     is the margin because the lag read from the brokers is a saw-tooth
+//     (it grows between two commits of the consumer and drops at each) of
+//     at most one step's height: a consumer that keeps up never exceeds
+//     it, one whose lag grows by g records a second does once g*W is more
+//     than it consumes between two samples.
 //   - OK otherwise: moving, and the lag not growing over the window.
 //
 // Group membership costs a DescribeGroups, asked only for groups with a

@@ -84,8 +84,15 @@ func (s *Status) UnmarshalJSON(b []byte) error {
 const sampleSpacing = 32
 
 type sample struct {
-	at  time.Time
-	lag int64
+	at             time.Time
+	committed, lag int64
+}
+
+func abs(n int64) int64 {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
 
 // history is what the scrapes saw of one partition, enough to decide its
@@ -109,7 +116,7 @@ func (h *history) observe(now time.Time, committed, lag int64, window time.Durat
 		h.caughtUpAt = now
 	}
 	if n := len(h.samples); n == 0 || now.Sub(h.samples[n-1].at) >= window/sampleSpacing {
-		h.samples = append(h.samples, sample{at: now, lag: lag})
+		h.samples = append(h.samples, sample{at: now, committed: committed, lag: lag})
 	}
 	// Keep one sample at or before the window's start.
 	start := now.Add(-window)
@@ -134,7 +141,24 @@ func (h *history) evaluate(now time.Time, lag int64, window time.Duration) (s St
 		return StatusOK, false
 	case !h.movedAt.After(start):
 		return StatusStall, true // or STOP: the caller knows the owners
-	case len(h.samples) > 0 && !h.samples[0].at.After(start) && lag > h.samples[0].lag:
+	}
+	// Moving: WARN if the lag grew over the window by more than the
+	// committed offset ever advanced between two samples (see the package
+	// doc): the saw-tooth of periodic commits must not read as growth.
+	lagStart, maxStep, prev := int64(-1), int64(0), int64(0)
+	for i, s := range h.samples {
+		if !s.at.After(start) {
+			lagStart = s.lag
+		}
+		if i > 0 {
+			maxStep = max(maxStep, abs(s.committed-prev))
+		}
+		prev = s.committed
+	}
+	if len(h.samples) > 0 {
+		maxStep = max(maxStep, abs(h.committed-prev))
+	}
+	if lagStart >= 0 && lag-lagStart > maxStep {
 		return StatusWarn, false
 	}
 	return StatusOK, false

@@ -52,9 +52,15 @@ func TestHistoryRules(t *testing.T) {
 		{"a reset backwards is a move", []step{
 			{0, 50, 10, StatusUnknown, false},
 			{59 * time.Second, 20, 40, StatusUnknown, false},
-			{60 * time.Second, 20, 40, StatusWarn, false},
-			{118 * time.Second, 20, 40, StatusWarn, false},
+			{60 * time.Second, 20, 40, StatusOK, false},    // grew by 30, the step of the reset
+			{118 * time.Second, 20, 40, StatusOK, false},   // the sample at the window's start is 0s's
 			{119 * time.Second, 20, 40, StatusStall, true}, // moved at 59s: not within (59s, 119s]
+		}},
+		{"growth within one commit's step is the saw-tooth, not WARN", []step{
+			{0, 0, 10, StatusUnknown, false},
+			{30 * time.Second, 20, 15, StatusUnknown, false},
+			{60 * time.Second, 40, 30, StatusOK, false},   // grew by 20, steps of 20
+			{61 * time.Second, 40, 31, StatusWarn, false}, // grew by 21 since the sample at 0s
 		}},
 	}
 	for _, tc := range cases {
@@ -69,6 +75,44 @@ func TestHistoryRules(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A consumer that keeps up but commits once a second: the lag read from
+// the broker is a saw-tooth (it grows between two commits and drops at
+// each), sampled at a phase that drifts. It must stay OK, never WARN;
+// the same saw-tooth (steps of 100 records) on a lag that grows by 10
+// records a second (300 over the 30 s window) is WARN at every scrape.
+func TestHistorySawTooth(t *testing.T) {
+	const w = 30 * time.Second
+	t0 := time.Unix(1000, 0)
+	for _, growth := range []int64{0, 10} {
+		var h history
+		committed := int64(0)
+		warned, oked := 0, 0
+		for i := range 400 { // a scrape every 700 ms: 280 s
+			at := time.Duration(i) * 700 * time.Millisecond
+			now := t0.Add(at)
+			sinceCommit := at % time.Second
+			committed = int64(at/time.Second) * 100
+			lag := 5 + int64(sinceCommit/(10*time.Millisecond)) + growth*int64(at/time.Second) // 5..104, plus the growth
+			h.observe(now, committed, lag, w)
+			if at < w { // not yet judged
+				continue
+			}
+			switch s, _ := h.evaluate(now, lag, w); s {
+			case StatusWarn:
+				warned++
+			case StatusOK:
+				oked++
+			}
+		}
+		switch {
+		case growth == 0 && warned > 0:
+			t.Errorf("keeping up: WARN %d times of %d", warned, warned+oked)
+		case growth > 0 && oked > 0:
+			t.Errorf("falling behind by %d/s: OK %d times of %d", growth, oked, warned+oked)
+		}
 	}
 }
 

@@ -427,3 +427,24 @@ func TestComposeProvisionsDashboardAndAlerts(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// docs/metrics.md lists every metric of pkg/lag, and docs/README.md links
+// docs/scaling.md.
+func TestDocsListLagMetrics(t *testing.T) {
+	b, err := os.ReadFile("../../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{lag.MetricLagRecords, lag.MetricLagSeconds, lag.MetricStatus, lag.MetricScrapeErrors, lag.MetricScrapeDuration} {
+		if !strings.Contains(string(b), "`"+m+"`") {
+			t.Errorf("docs/metrics.md does not list %s", m)
+		}
+	}
+	idx, err := os.ReadFile("../../docs/README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(idx), "(scaling.md)") {
+		t.Error("docs/README.md does not link scaling.md")
+	}
+}

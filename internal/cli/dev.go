@@ -43,6 +43,7 @@ type DevCmd struct {
 	Ordering        string
 	Workers         int
 	LogLevel        string
+	Pprof           bool
 
 	Out io.Writer
 
@@ -60,7 +61,10 @@ func newDevCmd(out, _ io.Writer, in *interrupts) *cobra.Command {
 client can use, create the topics declared in --topics-dir, and run the example
 pipeline on --topic. With --demo, a generator produces keyed order events (one in
 --malformed-every is malformed and goes to the dead-letter topic). A progress line
-is printed every second; Prometheus metrics are served on --metrics-addr.`,
+is printed every second; Prometheus metrics are served on --metrics-addr, with the
+group's lag from the broker (ordo_consumer_lag_*, status window 30s), /healthz,
+/readyz (the consumer's readiness) and, with --pprof, /debug/pprof/. Watch the
+lag with: ordo lag --brokers 127.0.0.1:9092 --group ordo-dev --watch`,
 		Example: `  ordo dev --demo                        # broker, topics, demo producer, example pipeline
   ordo dev --demo --rate 500 --work 10ms  # slower processing: watch the lag
   ordo dev --broker-only                  # only the broker and the topics, for your own clients
@@ -91,6 +95,7 @@ is printed every second; Prometheus metrics are served on --metrics-addr.`,
 	f.StringVar(&d.Ordering, "ordering", "key", "ordering: key, partition or unordered")
 	f.IntVar(&d.Workers, "workers", ordo.DefaultWorkersPerPartition, "workers per partition")
 	f.StringVar(&d.LogLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	f.BoolVar(&d.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on --metrics-addr")
 	return cmd
 }
 
@@ -261,7 +266,12 @@ func (d *DevCmd) Run(ctx context.Context) error {
 	}
 	var ms *metricsServer
 	if d.MetricsAddr != "" {
-		if ms, err = serveMetrics(d.MetricsAddr, cons.Registry(), log); err != nil {
+		lc, err := devLag(cons.Registry(), []string{broker.Addr()}, d.Group, d.Topic)
+		if err != nil {
+			return err
+		}
+		defer lc.Close()
+		if ms, err = serveMetrics(d.MetricsAddr, cons.Registry(), log, httpOpts{ready: cons.Ready, pprof: d.Pprof}); err != nil {
 			return err
 		}
 		defer func() {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -18,25 +19,33 @@ import (
 	"github.com/ordokafka/ordo/pkg/ordo"
 )
 
-// metricsServer serves reg on addr at /metrics (and a liveness answer at
-// /healthz) until Close.
+// metricsServer serves reg on addr until Close: /metrics, /healthz (the
+// process is alive: always 200), /readyz (200 when httpOpts.ready returns
+// nil, else 503 with its error) and, with httpOpts.pprof, net/http/pprof
+// under /debug/pprof/.
 type metricsServer struct {
 	srv  *http.Server
 	ln   net.Listener
 	done chan struct{}
 }
 
-func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (*metricsServer, error) {
+// httpOpts are the metrics server's options.
+type httpOpts struct {
+	// ready answers /readyz; nil: always ready.
+	ready func() error
+	// pprof serves net/http/pprof under /debug/pprof/ (off by default: it
+	// exposes stacks and costs CPU while profiling).
+	pprof bool
+}
+
+func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger, opts httpOpts) (*metricsServer, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ln, err := (&net.ListenConfig{}).Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics address %s: %w", addr, err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	m := &metricsServer{
-		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
+		srv:  &http.Server{Handler: metricsMux(reg, opts), ReadHeaderTimeout: 5 * time.Second},
 		ln:   ln,
 		done: make(chan struct{}),
 	}
@@ -47,6 +56,32 @@ func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (*met
 		}
 	}()
 	return m, nil
+}
+
+// metricsMux is the metrics server's handler.
+func metricsMux(reg *prometheus.Registry, opts httpOpts) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if opts.ready != nil {
+			if err := opts.ready(); err != nil {
+				w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = io.WriteString(w, err.Error()+"\n")
+				return
+			}
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	if opts.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	return mux
 }
 
 func (m *metricsServer) Addr() string { return m.ln.Addr().String() }

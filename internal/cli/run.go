@@ -137,6 +137,7 @@ flag), before anything connects.`,
 	f.String("processor", "", "built-in processor: example, log; key processor")
 	f.String("metrics-addr", defaultMetricsAddr, `address of the Prometheus /metrics endpoint ("": none); key metrics_addr`)
 	f.String("log-level", defaultLogLevel, "log level: debug, info, warn, error; key log_level")
+	f.Bool("pprof", false, "serve net/http/pprof under /debug/pprof/ on the metrics address; key pprof")
 	r.flags = f
 	return cmd
 }
@@ -235,7 +236,7 @@ func (r *RunCmd) Run(ctx context.Context) error {
 		return err
 	}
 	if addr := *r.fc.MetricsAddr; addr != "" {
-		ms, err := serveMetrics(addr, cons.Registry(), r.log)
+		ms, err := serveMetrics(addr, cons.Registry(), r.log, httpOpts{ready: cons.Ready, pprof: r.fc.Pprof})
 		if err != nil {
 			return err
 		}

@@ -57,7 +57,9 @@ type FileConfig struct {
 	}
 	// MetricsAddr serves /metrics; absent: 127.0.0.1:9100; "": none.
 	MetricsAddr *string
-	LogLevel    string
+	// Pprof serves net/http/pprof on the metrics address; default false.
+	Pprof    bool
+	LogLevel string
 	// ExampleWork is the example processor's simulated work per event.
 	ExampleWork time.Duration
 }
@@ -124,6 +126,7 @@ var runKeys = []runKey{
 	{"retry.max_backoff", "Retry.MaxBackoff", "", func(c *FileConfig) any { return &c.Retry.MaxBackoff }},
 	{"retry.hold_delay", "Retry.HoldDelay", "", func(c *FileConfig) any { return &c.Retry.HoldDelay }},
 	{"metrics_addr", "", "metrics-addr", func(c *FileConfig) any { return &c.MetricsAddr }},
+	{"pprof", "", "pprof", func(c *FileConfig) any { return &c.Pprof }},
 	{"log_level", "", "log-level", func(c *FileConfig) any { return &c.LogLevel }},
 	{"example_work", "", "", func(c *FileConfig) any { return &c.ExampleWork }},
 }
@@ -339,7 +342,7 @@ func unknownKey(path, key string) error {
 // decodeValue reads v (from YAML, the environment or a flag) into dst, a
 // pointer into FileConfig: *string, **string (a string whose absence
 // differs from ""), *[]string (a YAML list or a comma-separated string),
-// *int, *int64, or *time.Duration (a Go duration with its unit). A YAML
+// *int, *int64, *bool, or *time.Duration (a Go duration with its unit). A YAML
 // null leaves dst as it is.
 func decodeValue(v, dst any) error {
 	if v == nil {
@@ -365,6 +368,8 @@ func decodeValue(v, dst any) error {
 		*dst, err = integer(v)
 	case *time.Duration:
 		*dst, err = duration(v)
+	case *bool:
+		*dst, err = boolean(v)
 	default:
 		err = fmt.Errorf("internal error: runKeys has no decoder for %T", dst) // caught by TestRunConfigEveryKeyFromFileAndEnv
 	}
@@ -441,6 +446,26 @@ func integer(v any) (int64, error) {
 		return n, nil
 	}
 	return 0, fmt.Errorf("want an integer, got %v", v)
+}
+
+// boolean reads true or false (YAML), or a string strconv.ParseBool takes
+// (the environment: 1, true, false, ...; "" is false).
+func boolean(v any) (bool, error) {
+	switch v := v.(type) {
+	case bool:
+		return v, nil
+	case string:
+		s := strings.TrimSpace(v)
+		if s == "" {
+			return false, nil
+		}
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return false, fmt.Errorf("want true or false, got %q", v)
+		}
+		return b, nil
+	}
+	return false, fmt.Errorf("want true or false, got %v", v)
 }
 
 func duration(v any) (time.Duration, error) {

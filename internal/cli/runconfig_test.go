@@ -144,6 +144,7 @@ revoke_timeout: 5s
 shutdown_timeout: 6s
 retry: {max_attempts: 3, initial_backoff: 10ms, max_backoff: 1s, hold_delay: 2s}
 metrics_addr: ""
+pprof: true
 log_level: warn
 example_work: 1ms
 `
@@ -170,7 +171,7 @@ example_work: 1ms
 			t.Errorf("config %+v", c)
 		}
 		fc := r.fc
-		if fc.ClientID != "cid" || *fc.MetricsAddr != "" || fc.LogLevel != "warn" || fc.ExampleWork != time.Millisecond || fc.Processor != "example" {
+		if fc.ClientID != "cid" || *fc.MetricsAddr != "" || fc.LogLevel != "warn" || fc.ExampleWork != time.Millisecond || fc.Processor != "example" || !fc.Pprof {
 			t.Errorf("command keys %+v", fc)
 		}
 	}

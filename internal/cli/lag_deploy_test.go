@@ -226,7 +226,7 @@ func TestDeployManifests(t *testing.T) {
 // them; and the name of each histogram's series (_bucket, _sum, _count).
 func exportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "orders", "orders.dlq"))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "orders", ordo.DefaultNaming.DLQTopic("orders", "g")))
 	if err != nil {
 		t.Fatal(err)
 	}

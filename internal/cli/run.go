@@ -73,6 +73,9 @@ func (fc *FileConfig) consumerConfig(proc ordo.Processor, ordering ordo.Ordering
 	if fc.ClientID != "" {
 		cfg.KgoOpts = append(cfg.KgoOpts, kgo.ClientID(fc.ClientID))
 	}
+	if fc.InstanceID != "" {
+		cfg.KgoOpts = append(cfg.KgoOpts, kgo.InstanceID(fc.InstanceID))
+	}
 	return cfg
 }
 

@@ -30,6 +30,10 @@ type FileConfig struct {
 	Topics    []string
 	Processor string // a built-in processor: example, log
 	ClientID  string
+	// InstanceID makes the member static (kgo.InstanceID): a restart
+	// within the session timeout gets its partitions back without a
+	// rebalance.
+	InstanceID string
 
 	Ordering                string
 	WorkersPerPartition     int
@@ -103,6 +107,7 @@ var runKeys = []runKey{
 	{"topics", "Topics", "topic", func(c *FileConfig) any { return &c.Topics }},
 	{"processor", "Processor", "processor", func(c *FileConfig) any { return &c.Processor }},
 	{"client_id", "", "", func(c *FileConfig) any { return &c.ClientID }},
+	{"instance_id", "", "", func(c *FileConfig) any { return &c.InstanceID }},
 	{"ordering", "Ordering", "", func(c *FileConfig) any { return &c.Ordering }},
 	{"workers_per_partition", "WorkersPerPartition", "", func(c *FileConfig) any { return &c.WorkersPerPartition }},
 	{"max_workers", "MaxWorkers", "", func(c *FileConfig) any { return &c.MaxWorkers }},

@@ -124,6 +124,7 @@ group: g
 topics: [t]
 processor: example
 client_id: cid
+instance_id: pod-1
 ordering: partition
 workers_per_partition: 3
 max_workers: 30
@@ -167,11 +168,11 @@ example_work: 1ms
 			c.CommitInterval != 2*time.Second || c.ConnectTimeout != 4*time.Second || c.SessionTimeout != 10*time.Second ||
 			c.RebalanceTimeout != 20*time.Second || c.RevokeTimeout != 5*time.Second || c.ShutdownTimeout != 6*time.Second ||
 			c.Retry.MaxAttempts != 3 || c.Retry.InitialBackoff != 10*time.Millisecond || c.Retry.MaxBackoff != time.Second ||
-			c.Retry.HoldDelay != 2*time.Second || len(c.KgoOpts) != 1 {
+			c.Retry.HoldDelay != 2*time.Second || len(c.KgoOpts) != 2 {
 			t.Errorf("config %+v", c)
 		}
 		fc := r.fc
-		if fc.ClientID != "cid" || *fc.MetricsAddr != "" || fc.LogLevel != "warn" || fc.ExampleWork != time.Millisecond || fc.Processor != "example" || !fc.Pprof {
+		if fc.ClientID != "cid" || fc.InstanceID != "pod-1" || *fc.MetricsAddr != "" || fc.LogLevel != "warn" || fc.ExampleWork != time.Millisecond || fc.Processor != "example" || !fc.Pprof {
 			t.Errorf("command keys %+v", fc)
 		}
 	}

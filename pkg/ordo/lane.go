@@ -355,8 +355,7 @@ func copyRecords(recs []*kgo.Record) []*kgo.Record {
 			continue
 		}
 		c := &slab[i]
-		*c = *r
-		c.Context = nil
+		*c = *r // Context too: it holds the record's trace, not its bytes
 		c.Key, c.Value = cut(r.Key), cut(r.Value)
 		if r.Headers != nil {
 			c.Headers = make([]kgo.RecordHeader, len(r.Headers))
@@ -400,6 +399,24 @@ func (s *streamCtx) Value(key any) any {
 		return s
 	}
 	return s.l.ctx.Value(key)
+}
+
+// recordCtx adds the values of a record's own context (kgo.Record.Context,
+// set by franz-go hooks such as kotel's, which put the trace a record
+// carries there) to the context of its call: cancellation and RecordInfo
+// stay Ordo's. Made only for records that have one.
+type recordCtx struct {
+	context.Context
+	rec context.Context
+}
+
+func (c *recordCtx) Value(key any) any {
+	if _, ok := key.(infoKey); !ok {
+		if v := c.rec.Value(key); v != nil {
+			return v
+		}
+	}
+	return c.Context.Value(key)
 }
 
 // A *work is the context of its processor calls: the lane's context, plus
@@ -906,6 +923,9 @@ func (l *lane) runScheduled(w *work) {
 		}
 	}
 	ctx := context.Context(w)
+	if w.rec.Context != nil {
+		ctx = &recordCtx{Context: ctx, rec: w.rec.Context}
+	}
 	var cancel context.CancelFunc
 	if l.cfg.processTimeout > 0 {
 		ctx, cancel = context.WithTimeout(ctx, l.cfg.processTimeout)
@@ -1102,12 +1122,16 @@ func (l *lane) runChunkPart(slot *runSlot, ct *callTimer, cr *chunkRun) (pe *Pan
 		cr.st = next
 		ct.begin()
 		var err error
+		cctx := ctx
+		if r.Context != nil {
+			cctx = &recordCtx{Context: ctx, rec: r.Context}
+		}
 		if l.cfg.processTimeout > 0 {
-			cctx, cancel := context.WithTimeout(ctx, l.cfg.processTimeout)
-			err = proc.Process(cctx, r)
+			tctx, cancel := context.WithTimeout(cctx, l.cfg.processTimeout)
+			err = proc.Process(tctx, r)
 			cancel()
 		} else {
-			err = proc.Process(ctx, r)
+			err = proc.Process(cctx, r)
 		}
 		ct.end()
 		if err != nil {

@@ -268,6 +268,9 @@ func (r *router) outRecord(w *work, a action) *kgo.Record {
 		Key:       src.Key,
 		Value:     src.Value,
 		Timestamp: r.clock.Now(),
+		// The record's own context (its trace, with franz-go's kotel
+		// hooks), so that its retry or dead letter continues the trace.
+		Context: src.Context,
 	}
 	if a.kind == actTier {
 		out.Topic = r.naming.RetryTopic(o.Topic, r.group, a.tier)

@@ -284,7 +284,8 @@ func (c *ReplayCopyCmd) printSummary(cfg replay.CopyConfig, res *replay.CopyResu
 }
 
 // copyProgress draws the progress of a copy on Err: a bar redrawn in place
-// on a terminal, or a line per interval.
+// on a terminal, or a line per interval. The fraction is of the offsets in
+// the ranges, or, under a --limit smaller than them, of the records.
 type copyProgress struct {
 	w     io.Writer
 	bar   bool
@@ -327,7 +328,7 @@ func (p *copyProgress) update(s replay.CopyProgress) {
 			return // the summary follows; a line for a copy under a second says nothing more
 		}
 		p.drawn = true
-		fmt.Fprintf(p.w, "ordo replay copy: [%s] %s/%s offsets (%.0f%%), %s records copied, %s\n",
+		fmt.Fprintf(p.w, "ordo replay copy: [%s] %s/%s (%.0f%%), %s records copied, %s\n",
 			s.Elapsed.Round(time.Second), group3(s.Offsets), group3(s.TotalOffsets), pct, group3(s.Copied), rate)
 		return
 	}
@@ -337,7 +338,7 @@ func (p *copyProgress) update(s replay.CopyProgress) {
 	if fill < width {
 		bar += ">" + strings.Repeat(" ", width-fill-1)
 	}
-	fmt.Fprintf(p.w, "\r[%s] %3.0f%%  %s/%s offsets  %s records  %s  ", bar, pct, group3(s.Offsets), group3(s.TotalOffsets), group3(s.Copied), rate)
+	fmt.Fprintf(p.w, "\r[%s] %3.0f%%  %s/%s  %s copied  %s  ", bar, pct, group3(s.Offsets), group3(s.TotalOffsets), group3(s.Copied), rate)
 	p.drawn = true
 	if s.Done {
 		fmt.Fprintln(p.w)

@@ -296,8 +296,8 @@ func TestReplayCopyProgressModes(t *testing.T) {
 		tty             bool
 	}{
 		{"auto", "ordo replay copy: [", "\r[", false},
-		{"auto", "\r[==============================] 100%  30/30 offsets  30 records", "ordo replay copy: [", true},
-		{"none", "", "30 records", true},
+		{"auto", "\r[==============================] 100%  30/30  30 copied", "ordo replay copy: [", true},
+		{"none", "", "30 copied", true},
 	} {
 		var out, errb bytes.Buffer
 		c := &ReplayCopyCmd{Brokers: []string{b.Addr()}, From: "orders", Into: "orders.replay", Progress: tc.mode, Rate: "20/s",
@@ -312,4 +312,27 @@ func TestReplayCopyProgressModes(t *testing.T) {
 			t.Errorf("--progress %s (terminal %v): stderr %q, want %q and not %q", tc.mode, tc.tty, errb.String(), tc.want, tc.not)
 		}
 	}
+}
+
+// Ctrl-C during a copy: the summary, then exit 1 with what is left per
+// partition as flags to resume with.
+func TestReplayCopyInterruptedSaysWhatIsLeft(t *testing.T) {
+	b, _ := replayBroker(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(700*time.Millisecond, cancel)
+	var out, errb bytes.Buffer
+	code := Main(ctx, []string{"replay", "copy", "--brokers", b.Addr(), "--from", "orders", "--into", "orders.replay",
+		"--partitions", "0,1", "--rate", "20/s", "--progress", "none"}, &out, &errb)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1; stderr %q", code, errb.String())
+	}
+	for _, w := range []string{"ordo: interrupted; copied ", " records before it; what is left, per partition: --partitions ", " --from-offset ", " --to-offset 10"} {
+		if !strings.Contains(errb.String(), w) {
+			t.Errorf("stderr lacks %q:\n%s", w, errb.String())
+		}
+	}
+	if !strings.Contains(out.String(), "ordo replay copy: stopped after copying ") {
+		t.Errorf("no summary:\n%s", out.String())
+	}
+	t.Logf("%s%s", out.String(), errb.String())
 }

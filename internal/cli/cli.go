@@ -121,6 +121,7 @@ Start here:  ordo dev --demo     (embedded broker, demo producer, live progress)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(newDevCmd(stdout, stderr, in), newRunCmd(stdout, stderr, in), newTopicsCmd(stdout), newBenchCmd(stdout))
 	root.AddCommand(newLagCmd(stdout, stderr))
+	root.AddCommand(newReplayCmd(stdout, stderr))
 	return root
 }
 

@@ -38,7 +38,7 @@ func processorFor(name string, fc *FileConfig, log *slog.Logger) (ordo.Processor
 
 // consumerConfig is the ordo.Config of fc. It does not check it: ordo.New
 // does, and RunCmd.Validate names its errors as the user wrote them.
-func (fc *FileConfig) consumerConfig(proc ordo.Processor, ordering ordo.Ordering, log *slog.Logger) ordo.Config {
+func (fc *FileConfig) consumerConfig(proc ordo.Processor, ordering ordo.Ordering, start ordo.Start, log *slog.Logger) ordo.Config {
 	cfg := ordo.Config{
 		Brokers:                      fc.Brokers,
 		Group:                        fc.Group,
@@ -46,6 +46,8 @@ func (fc *FileConfig) consumerConfig(proc ordo.Processor, ordering ordo.Ordering
 		Processor:                    proc,
 		ProcessorName:                cmp.Or(fc.ProcessorName, fc.Processor),
 		Ordering:                     ordering,
+		Start:                        start,
+		OffsetsLost:                  ordo.LostPolicy(fc.OffsetsLost),
 		WorkersPerPartition:          fc.WorkersPerPartition,
 		MaxWorkers:                   fc.MaxWorkers,
 		MaxInFlightPerPartition:      fc.MaxInFlightPerPartition,
@@ -138,6 +140,8 @@ flag), before anything connects.`,
 	f.String("group", "", "consumer group; key group")
 	f.StringSlice("topic", nil, "topic to consume (repeat or comma-separate); key topics")
 	f.String("processor", "", "built-in processor: example, log; key processor")
+	f.String("start", "", "where partitions with no committed offset begin: earliest (default), latest, an RFC 3339 time or an offset; key start")
+	f.String("offsets-lost", "", "when retention deleted records past the committed offset: earliest (default: resume at the log start), latest, fail; key offsets_lost")
 	f.String("metrics-addr", defaultMetricsAddr, `address of the Prometheus /metrics endpoint ("": none); key metrics_addr`)
 	f.String("log-level", defaultLogLevel, "log level: debug, info, warn, error; key log_level")
 	f.Bool("pprof", false, "serve net/http/pprof under /debug/pprof/ on the metrics address; key pprof")
@@ -204,6 +208,10 @@ func (r *RunCmd) Validate() error {
 	if err != nil {
 		bad("ordering", "%q: want key, partition or unordered", fc.Ordering)
 	}
+	start, err := ordo.ParseStart(fc.Start)
+	if err != nil {
+		bad("start", "%v", err)
+	}
 	r.log = slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: level}))
 	var proc ordo.Processor
 	if fc.Processor == "" {
@@ -211,7 +219,7 @@ func (r *RunCmd) Validate() error {
 	} else if proc, err = processorFor(fc.Processor, fc, r.log); err != nil {
 		bad("processor", "%v", err)
 	}
-	cfg := fc.consumerConfig(proc, ordering, r.log)
+	cfg := fc.consumerConfig(proc, ordering, start, r.log)
 	// ordo.New validates every field without connecting; build a
 	// throwaway to check now.
 	if _, err := ordo.New(cfg); err != nil {

@@ -35,7 +35,12 @@ type FileConfig struct {
 	// rebalance.
 	InstanceID string
 
-	Ordering                string
+	Ordering string
+	// Start is where partitions with no commit begin: earliest, latest,
+	// an RFC 3339 time or an offset (ordo.ParseStart).
+	Start string
+	// OffsetsLost is earliest, latest or fail (ordo.LostPolicy).
+	OffsetsLost             string
 	WorkersPerPartition     int
 	MaxWorkers              int
 	MaxInFlightPerPartition int
@@ -109,6 +114,8 @@ var runKeys = []runKey{
 	{"client_id", "", "", func(c *FileConfig) any { return &c.ClientID }},
 	{"instance_id", "", "", func(c *FileConfig) any { return &c.InstanceID }},
 	{"ordering", "Ordering", "", func(c *FileConfig) any { return &c.Ordering }},
+	{"start", "Start", "start", func(c *FileConfig) any { return &c.Start }},
+	{"offsets_lost", "OffsetsLost", "offsets-lost", func(c *FileConfig) any { return &c.OffsetsLost }},
 	{"workers_per_partition", "WorkersPerPartition", "", func(c *FileConfig) any { return &c.WorkersPerPartition }},
 	{"max_workers", "MaxWorkers", "", func(c *FileConfig) any { return &c.MaxWorkers }},
 	{"max_in_flight_per_partition", "MaxInFlightPerPartition", "", func(c *FileConfig) any { return &c.MaxInFlightPerPartition }},
@@ -385,6 +392,10 @@ func scalar(v any) (string, error) {
 	switch v := v.(type) {
 	case string:
 		return v, nil
+	case time.Time:
+		// YAML reads an unquoted timestamp (start: 2026-11-30T07:00:00Z)
+		// as a time: give back the RFC 3339 form the user wrote.
+		return v.Format(time.RFC3339Nano), nil
 	case map[string]any, []any, []string:
 		return "", errors.New("want a single value, got a list or a mapping")
 	default:

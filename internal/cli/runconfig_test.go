@@ -126,6 +126,8 @@ processor: example
 client_id: cid
 instance_id: pod-1
 ordering: partition
+start: 2026-11-30T07:00:00Z
+offsets_lost: fail
 workers_per_partition: 3
 max_workers: 30
 max_in_flight_per_partition: 100
@@ -168,7 +170,8 @@ example_work: 1ms
 			c.CommitInterval != 2*time.Second || c.ConnectTimeout != 4*time.Second || c.SessionTimeout != 10*time.Second ||
 			c.RebalanceTimeout != 20*time.Second || c.RevokeTimeout != 5*time.Second || c.ShutdownTimeout != 6*time.Second ||
 			c.Retry.MaxAttempts != 3 || c.Retry.InitialBackoff != 10*time.Millisecond || c.Retry.MaxBackoff != time.Second ||
-			c.Retry.HoldDelay != 2*time.Second || len(c.KgoOpts) != 2 {
+			c.Retry.HoldDelay != 2*time.Second || len(c.KgoOpts) != 2 ||
+			c.Start.String() != "2026-11-30T07:00:00Z" || c.OffsetsLost != "fail" {
 			t.Errorf("config %+v", c)
 		}
 		fc := r.fc

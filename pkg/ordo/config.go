@@ -185,6 +185,23 @@ type Config struct {
 	// scheduler. pkg/store's Redis store implements it. Default nil.
 	Attempts AttemptStore
 
+	// Start is where a source partition with no committed offset begins:
+	// StartEarliest (the default), StartLatest, StartAtTime or
+	// StartAtOffset. It applies only while the group has no commit for
+	// the partition: once it has one (after a run, or `ordo replay
+	// reset`), the commit wins. Retry tiers always start at their log
+	// start.
+	Start Start
+	// OffsetsLost is what a partition does when its committed offset is
+	// below its log start, the records between deleted by retention before
+	// the group read them: LostEarliest (the default) resumes at the log
+	// start, LostLatest at the log end (source topics only), LostFail stops
+	// the consumer with an *OffsetsLostError. Every loss is logged at error
+	// level and counted in ordo_offsets_lost_total. A member that falls
+	// below the log start while consuming always resumes at the log start
+	// (or stops, with LostFail).
+	OffsetsLost LostPolicy
+
 	// CommitInterval is how often each partition's watermark (its lowest
 	// unfinished offset) is committed. Default 1s. Ordo also commits on
 	// revoke and on stop.
@@ -236,7 +253,8 @@ type Config struct {
 	// New refuses the options Ordo sets itself because its guarantees rest
 	// on them: a group or topics (use Group, Topics), autocommit, another
 	// balancer than cooperative-sticky, rebalance callbacks,
-	// AdjustFetchOffsetsFn, and the session and rebalance timeouts (use
+	// AdjustFetchOffsetsFn, the start and reset offsets (use Start,
+	// OffsetsLost), and the session and rebalance timeouts (use
 	// SessionTimeout, RebalanceTimeout).
 	KgoOpts []kgo.Opt
 }
@@ -347,6 +365,9 @@ func (c Config) withDefaults() Config {
 	setDur(&c.StallAfter, DefaultStallAfter)
 	setDur(&c.ShutdownTimeout, DefaultShutdownTimeout)
 	c.Naming = c.Naming.withDefaults()
+	if c.OffsetsLost == "" {
+		c.OffsetsLost = LostEarliest
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
@@ -468,6 +489,14 @@ func (c Config) validate() error {
 	}
 	if c.MaxOffsetMapBytes < 256 && c.MaxOffsetMapBytes != 0 {
 		bad("MaxOffsetMapBytes", "must be at least 256, got %d", c.MaxOffsetMapBytes)
+	}
+	switch c.OffsetsLost {
+	case LostEarliest, LostLatest, LostFail:
+	default:
+		bad("OffsetsLost", "must be %q, %q or %q, got %q", LostEarliest, LostLatest, LostFail, string(c.OffsetsLost))
+	}
+	if c.Start.kind == startOffset && c.Start.offset < 0 {
+		bad("Start", "offset must not be negative, got %d", c.Start.offset)
 	}
 	errs = append(errs, checkKgoOpts(c.KgoOpts)...)
 	durs := []struct {

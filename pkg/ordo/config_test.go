@@ -46,6 +46,8 @@ func TestConfigValidation(t *testing.T) {
 		{"middleware nil", func(c *Config) { c.Middleware = []Middleware{nil, passthrough} }, "Middleware[0]", 1},
 		{"middleware nil later", func(c *Config) { c.Middleware = []Middleware{passthrough, nil} }, "Middleware[1]", 1},
 		{"ordering 7", func(c *Config) { c.Ordering = 7 }, "Ordering", 1},
+		{"offsets lost policy", func(c *Config) { c.OffsetsLost = "skip" }, "OffsetsLost", 1},
+		{"negative start offset", func(c *Config) { c.Start = StartAtOffset(-3) }, "Start", 1},
 		{"ordering -1", func(c *Config) { c.Ordering = -1 }, "Ordering", 1},
 		{"negative WorkersPerPartition", func(c *Config) { c.WorkersPerPartition = -1 }, "WorkersPerPartition", 1},
 		{"negative MaxWorkers", func(c *Config) { c.MaxWorkers = -1 }, "MaxWorkers", 1},

@@ -82,8 +82,10 @@ type Consumer struct {
 	mapMax  atomic.Int64 // the largest offset map to commit (lowered if the broker refuses one)
 
 	cl           *kgo.Client
-	clientCancel context.CancelFunc // cancels the client's own context
-	workCtx      context.Context    // parent of every lane context
+	admCl        atomic.Pointer[kgo.Client] // cl, for callbacks that may run before Start sets cl
+	clReady      chan struct{}              // closed once admCl is set
+	clientCancel context.CancelFunc         // cancels the client's own context
+	workCtx      context.Context            // parent of every lane context
 	cancelW      context.CancelFunc
 
 	mu       sync.RWMutex // guards lanes, retiring, stopLanes and final
@@ -97,6 +99,9 @@ type Consumer struct {
 	started   bool
 	stopOnce  sync.Once
 	stopErr   error
+	failOnce  sync.Once
+	failMu    sync.Mutex
+	failErr   error // why the consumer stopped itself (see fail)
 	pollStop  context.CancelFunc
 	pollDone  chan struct{}
 	tickStop  chan struct{}
@@ -136,6 +141,7 @@ func New(cfg Config) (*Consumer, error) {
 		router:        newRouter(&cfg),
 		lanes:         make(map[tp]*lane),
 		retiring:      make(map[tp]*lane),
+		clReady:       make(chan struct{}),
 		commitSem:     make(chan struct{}, 1),
 		stopped:       make(chan struct{}),
 		stopCommitted: make(chan struct{}),
@@ -236,7 +242,13 @@ func (c *Consumer) Start(ctx context.Context) error {
 		kgo.OnPartitionsAssigned(c.onAssigned),
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),
+		kgo.AdjustFetchOffsetsFn(c.adjustOffsets),
 	)
+	if cfg.OffsetsLost == LostFail {
+		// An out-of-range offset found while consuming is returned to the
+		// poll (and stops the consumer) rather than reset.
+		opts = append(opts, kgo.ConsumeResetOffset(kgo.NoResetOffset()))
+	}
 	// The group may assign partitions as soon as the client exists: the
 	// lanes' parent context must be ready before.
 	c.workCtx, c.cancelW = context.WithCancel(context.WithoutCancel(ctx))
@@ -246,6 +258,8 @@ func (c *Consumer) Start(ctx context.Context) error {
 		clientCancel()
 		return fmt.Errorf("ordo: creating kafka client: %w", err)
 	}
+	c.admCl.Store(cl)
+	close(c.clReady)
 	// The group starts joining at once; meanwhile, wait for a seed broker
 	// to answer, or fail naming them.
 	if err := c.ping(ctx, cl); err != nil {
@@ -411,7 +425,8 @@ func (c *Consumer) stop(ctx context.Context, cancelWork, waitWatcher bool) error
 		return nil
 	}
 	c.stopOnce.Do(func() {
-		c.stopErr = c.doStop(ctx, cancelWork)
+		err := c.doStop(ctx, cancelWork)
+		c.stopErr = errors.Join(c.failure(), err)
 		close(c.stopped)
 	})
 	// A concurrent call waits for the first, until its own ctx ends.
@@ -521,6 +536,9 @@ func (c *Consumer) poll(ctx context.Context) {
 				return
 			}
 			c.metrics.fetchErrors.Inc()
+			if c.fetchLost(topic, partition, err) {
+				return
+			}
 			c.logs.warn("fetch", "fetch error", "topic", topic, "partition", partition, "err", err)
 		})
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
@@ -535,6 +553,7 @@ func (c *Consumer) poll(ctx context.Context) {
 				c.metrics.orphanRecords.Add(float64(len(p.Records)))
 				return
 			}
+			c.checkFetchGap(l, &p)
 			l.add(p.Records, p.HighWatermark)
 		})
 		c.cl.AllowRebalance()

@@ -59,6 +59,8 @@ var forbiddenOpts = []forbiddenOpt{
 		}
 		return false
 	}, "sets another balancer: Ordo's revoke protocol needs cooperative-sticky"},
+	{kgo.ConsumeResetOffset, differs, resetReason},
+	{kgo.ConsumeStartOffset, differs, "sets the start offset: use Config.Start"},
 	{kgo.SessionTimeout, differs, "sets the session timeout: use Config.SessionTimeout"},
 	{kgo.RebalanceTimeout, differs, "sets the rebalance timeout: use Config.RebalanceTimeout"},
 }
@@ -149,6 +151,9 @@ func probeOpt(probe func(bool, ...kgo.Opt) (*kgo.Client, error), opt kgo.Opt) ([
 		if f.set(cl.OptValue(f.opt), base.OptValue(f.opt)) {
 			out = append(out, f.what)
 		}
+		if len(out) > 0 && out[len(out)-1] == resetReason {
+			break // it sets the start offset too, as franz-go documents
+		}
 	}
 	if grouped && len(out) == 0 && cl.OptValue(kgo.DisableAutoCommit) == base.OptValue(kgo.DisableAutoCommit) {
 		// Valid only in a group, and none of the group-only settings
@@ -158,6 +163,8 @@ func probeOpt(probe func(bool, ...kgo.Opt) (*kgo.Client, error), opt kgo.Opt) ([
 	}
 	return out, nil
 }
+
+const resetReason = "sets the reset offset: use Config.OffsetsLost"
 
 const callbackReason = "sets a rebalance callback (OnPartitionsAssigned, OnPartitionsRevoked or OnPartitionsLost): Ordo drains, commits and fences partitions in its own"
 

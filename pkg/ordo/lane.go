@@ -59,6 +59,9 @@ type lane struct {
 	topic     string
 	partition int32
 	epoch     uint64
+	// fetchNext is the offset the next fetched record should be at, or -1:
+	// set at assignment and by the poll goroutine (see checkFetchGap).
+	fetchNext atomic.Int64
 	tier      int // 0: a source topic; n: retry tier n of source
 	source    string
 
@@ -457,6 +460,7 @@ func newLane(cfg *laneConfig, deps laneDeps, role laneRole, topic string, partit
 		commit:    -1,
 	}
 	l.sctx.l = l
+	l.fetchNext.Store(-1)
 	l.tr.inherit(inherited)
 	l.slow = l.alwaysSlow()
 	l.cond = sync.NewCond(&l.mu)

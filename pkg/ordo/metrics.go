@@ -23,6 +23,7 @@ type metrics struct {
 	routed        *prometheus.CounterVec
 	outErrors     *prometheus.CounterVec
 	mapDropped    *prometheus.CounterVec
+	offsetsLost   *prometheus.CounterVec
 	rewound       *prometheus.CounterVec
 	commits       *prometheus.CounterVec
 	fetchErrors   prometheus.Counter
@@ -39,6 +40,7 @@ type topicMetrics struct {
 	name                                      string
 	retried, held, dlq, stale, stalls, tiered atomic.Uint64
 	dlqErrors, rewound, mapDropped            prometheus.Counter
+	offsetsLost                               prometheus.Counter
 	pauses                                    *prometheus.CounterVec // by reason, curried with the topic
 	routedVec                                 *prometheus.CounterVec // by target, curried with the topic
 	outErrVec                                 *prometheus.CounterVec // by reason, curried with the topic
@@ -154,6 +156,10 @@ func newMetrics(reg prometheus.Registerer, c *Consumer) (*metrics, error) {
 			Name: "ordo_offset_map_dropped_offsets_total", ConstLabels: cl,
 			Help: "Finished offsets a commit's offset map could not hold (their records will run again after a handoff). Stays 0 unless the broker's offset.metadata.max.bytes is below Config.MaxOffsetMapBytes.",
 		}, []string{"topic"}),
+		offsetsLost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ordo_offsets_lost_total", ConstLabels: cl,
+			Help: "Offsets deleted by retention before the group read them: a commit below the log start at assignment, or a fetch that resumed above where it stood. Each is also logged; Config.OffsetsLost says what the partition does.",
+		}, []string{"topic"}),
 		rewound: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ordo_rewound_records_total", ConstLabels: cl,
 			Help: "Fetched records at or below an offset the lane already received (a log rewind); ignored and logged.",
@@ -181,7 +187,7 @@ func newMetrics(reg prometheus.Registerer, c *Consumer) (*metrics, error) {
 		live:   map[*lane]struct{}{},
 	}
 	for _, col := range []prometheus.Collector{
-		m.dlqErrors, m.pauses, m.routed, m.outErrors, m.mapDropped, m.rewound, m.commits, m.fetchErrors, m.brokerErrors, m.orphanRecords, m.lost,
+		m.dlqErrors, m.pauses, m.routed, m.outErrors, m.mapDropped, m.offsetsLost, m.rewound, m.commits, m.fetchErrors, m.brokerErrors, m.orphanRecords, m.lost,
 		&laneCollector{c: c},
 	} {
 		if err := reg.Register(col); err != nil {
@@ -203,13 +209,14 @@ func (m *metrics) topicLocked(t string) *topicMetrics {
 		return tm
 	}
 	tm := &topicMetrics{
-		name:       t,
-		dlqErrors:  m.dlqErrors.WithLabelValues(t),
-		pauses:     m.pauses.MustCurryWith(prometheus.Labels{"topic": t}),
-		routedVec:  m.routed.MustCurryWith(prometheus.Labels{"topic": t}),
-		outErrVec:  m.outErrors.MustCurryWith(prometheus.Labels{"topic": t}),
-		rewound:    m.rewound.WithLabelValues(t),
-		mapDropped: m.mapDropped.WithLabelValues(t),
+		name:        t,
+		dlqErrors:   m.dlqErrors.WithLabelValues(t),
+		pauses:      m.pauses.MustCurryWith(prometheus.Labels{"topic": t}),
+		routedVec:   m.routed.MustCurryWith(prometheus.Labels{"topic": t}),
+		outErrVec:   m.outErrors.MustCurryWith(prometheus.Labels{"topic": t}),
+		rewound:     m.rewound.WithLabelValues(t),
+		mapDropped:  m.mapDropped.WithLabelValues(t),
+		offsetsLost: m.offsetsLost.WithLabelValues(t),
 	}
 	m.topics[t] = tm
 	return tm

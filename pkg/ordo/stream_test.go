@@ -257,6 +257,8 @@ func TestKgoOptsOrdoOwnsAreRefused(t *testing.T) {
 		{kgo.ConsumeRegex(), "regex"},
 		{kgo.SessionTimeout(time.Second), "Config.SessionTimeout"},
 		{kgo.RebalanceTimeout(time.Minute * 2), "Config.RebalanceTimeout"},
+		{kgo.ConsumeStartOffset(kgo.NewOffset().AtEnd()), "Config.Start"},
+		{kgo.ConsumeResetOffset(kgo.NoResetOffset()), "Config.OffsetsLost"},
 	}
 	for i, b := range bad {
 		cfg := base

@@ -168,6 +168,9 @@ func (c *Client) loadCursors(ctx context.Context, group, topic string) (map[int3
 		// No redrive for this group yet.
 		return make(map[int32]*cursor), nil
 	}
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return nil, &TopicError{Topic: topic}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("dlq: reading the redrive cursor (group %s): %w", group, err)
 	}

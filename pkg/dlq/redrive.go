@@ -82,8 +82,10 @@ type RedriveReport struct {
 	// Unroutable is the letters selected that cannot be redriven because
 	// their headers give no original topic.
 	Unroutable int `json:"unroutable"`
-	// Selected is the letters that match the filter and will be (or, with
-	// Execute, were to be) redriven, after Limit.
+	// Matched is the letters that match the filter and can be redriven;
+	// Selected those of them that Limit keeps: they will be (or, with
+	// Execute, were to be) redriven.
+	Matched  int `json:"matched"`
 	Selected int `json:"selected"`
 	// Redriven is the records produced and acknowledged (0 in a dry run).
 	Redriven int `json:"redriven"`
@@ -272,6 +274,7 @@ func (c *Client) Redrive(ctx context.Context, o RedriveOptions) (RedriveReport, 
 		return rep, err
 	}
 	slices.SortFunc(picks, func(a, b selected) int { return pickOrder(a.ts, a.partition, a.offset, b.ts, b.partition, b.offset) })
+	rep.Matched = len(picks)
 	if o.Limit > 0 && len(picks) > o.Limit {
 		picks = picks[:o.Limit]
 	}

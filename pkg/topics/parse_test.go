@@ -164,6 +164,20 @@ topics:
 	if a.Retry.Tiers() != 1 || b.Retry.Tiers() != 2 {
 		t.Fatalf("tiers: audit %d, billing %d", a.Retry.Tiers(), b.Retry.Tiers())
 	}
+
+	// The chain of a group the declarations do not name, built by a tool.
+	orders, _ := set.Lookup("orders")
+	extra := orders.ChainSpecs(topics.GroupChain{Topic: "orders", Group: "search", Retry: b.Retry, DLQ: true})
+	var names []string
+	for _, s := range extra {
+		names = append(names, s.Name)
+		if s.Group != "search" || s.Partitions != 4 || s.Source != "orders" {
+			t.Errorf("spec %+v", s)
+		}
+	}
+	if want := []string{"orders.search.retry.1", "orders.search.retry.2", "orders.search.dlq"}; !reflect.DeepEqual(names, want) {
+		t.Fatalf("ChainSpecs = %v, want %v", names, want)
+	}
 }
 
 func TestParseDefaultsAndDLQOff(t *testing.T) {

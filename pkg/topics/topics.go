@@ -133,13 +133,17 @@ func (t Topic) All() []TopicSpec {
 		Source:            t.Name,
 	}}
 	for _, g := range t.Groups {
-		specs = append(specs, t.groupSpecs(g)...)
+		specs = append(specs, t.ChainSpecs(g)...)
 	}
 	return specs
 }
 
-// groupSpecs returns the derived specs of one group's chain.
-func (t Topic) groupSpecs(g GroupChain) []TopicSpec {
+// ChainSpecs returns the specs of g's retry tiers 1..N and its DLQ (if it
+// has one), with t's partition count, replication factor and derived
+// configs. g need not be one of t's declared groups: a tool can build the
+// chain of a group the declarations do not name (GroupChain{Topic: t.Name,
+// Group: "x", Retry: ..., DLQ: true}).
+func (t Topic) ChainSpecs(g GroupChain) []TopicSpec {
 	specs := make([]TopicSpec, 0, 1+len(g.Retry.Delays))
 	for i, d := range g.Retry.Delays {
 		specs = append(specs, TopicSpec{

@@ -133,7 +133,7 @@ func (d decl) topic() (Topic, []error) {
 			if nameOK {
 				// A group name that Kafka accepts may still make an illegal
 				// topic name: report the first derived name that fails.
-				for _, s := range (Topic{Name: r.Name}).groupSpecs(gc) {
+				for _, s := range (Topic{Name: r.Name}).ChainSpecs(gc) {
 					if p := ordo.TopicNameProblem(s.Name); p != "" {
 						errs = append(errs, d.fail(field+".name", "%q gives %s %q, which %s", g.Name, kindWord(s), s.Name, p))
 						break

@@ -116,7 +116,7 @@ func (r *DLQRedriveCmd) Run(ctx context.Context) error {
 	}
 	defer cancel()
 	defer c.Close()
-	bar := newRedriveBar(r.Err, isTerminal(r.Err))
+	bar := newRedriveBar(r.Err, writerIsTerminal(r.Err))
 	rep, err := c.Redrive(ctx, dlq.RedriveOptions{
 		DLQTopic:    r.dlqTopic,
 		Group:       r.Group,
@@ -280,8 +280,8 @@ func (b *redriveBar) done() {
 	}
 }
 
-// isTerminal reports whether w is a terminal.
-func isTerminal(w io.Writer) bool {
+// writerIsTerminal reports whether w is a terminal.
+func writerIsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false

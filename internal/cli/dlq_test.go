@@ -482,7 +482,7 @@ func TestRedriveBar(t *testing.T) {
 	if got := plain.String(); got != "plan: 2/2 offsets read, 0 redriven\n" {
 		t.Fatalf("plain progress %q (one line a second at most, then the last state)", got)
 	}
-	if isTerminal(&plain) {
+	if writerIsTerminal(&plain) {
 		t.Fatal("a buffer is a terminal")
 	}
 }

@@ -122,6 +122,7 @@ Start here:  ordo dev --demo     (embedded broker, demo producer, live progress)
 	root.AddCommand(newDevCmd(stdout, stderr, in), newRunCmd(stdout, stderr, in), newTopicsCmd(stdout), newBenchCmd(stdout))
 	root.AddCommand(newLagCmd(stdout, stderr))
 	root.AddCommand(newReplayCmd(stdout, stderr))
+	root.AddCommand(newDLQCmd(stdout, stderr))
 	return root
 }
 

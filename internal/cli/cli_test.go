@@ -46,10 +46,18 @@ func TestTopicsList(t *testing.T) {
 	if code := Main(context.Background(), []string{"topics", "list", "--dir", "../../topics"}, &out, &out); code != 0 {
 		t.Fatalf("exit %d: %s", code, out.String())
 	}
-	for _, name := range []string{"orders", "orders.retry.1", "orders.retry.3", "orders.dlq"} {
-		if !strings.Contains(out.String(), name) {
-			t.Errorf("topics list lacks %s:\n%s", name, out.String())
+	for _, line := range []string{
+		"orders                   main   -",
+		"orders.ordo-dev.retry.1  retry  ordo-dev  1     1s",
+		"orders.ordo-dev.retry.3  retry  ordo-dev  3     30s",
+		"orders.ordo-dev.dlq      dlq    ordo-dev  -",
+	} {
+		if !strings.Contains(out.String(), line) {
+			t.Errorf("topics list lacks %q:\n%s", line, out.String())
 		}
+	}
+	if strings.Contains(out.String(), "orders.dlq") || strings.Contains(out.String(), "orders.retry.") {
+		t.Errorf("topics list shows a chain without its group:\n%s", out.String())
 	}
 }
 
@@ -59,7 +67,7 @@ func TestTopicsList(t *testing.T) {
 func TestDevDemoRuns(t *testing.T) {
 	var out bytes.Buffer
 	d := &DevCmd{KafkaAddr: "127.0.0.1:0", MetricsAddr: "127.0.0.1:0", TopicsDir: "../../topics", Topic: "orders",
-		Group: "g", Demo: true, Rate: 3000, Customers: 50, MalformedEvery: 100, Work: 0, Duration: 3 * time.Second,
+		Group: "ordo-dev", Demo: true, Rate: 3000, Customers: 50, MalformedEvery: 100, Work: 0, Duration: 3 * time.Second,
 		ShutdownTimeout: 10 * time.Second, Ordering: "key", Workers: 4, LogLevel: "error", Out: &syncWriter{w: &out}}
 	if err := d.Validate(); err != nil {
 		t.Fatal(err)

@@ -330,15 +330,18 @@ func devChain(set *topics.Set, topic, group string) ([]topics.TopicSpec, []time.
 	if !ok {
 		return specs, nil
 	}
-	derived := func(name string, kind topics.Kind, tier int, delay time.Duration) topics.TopicSpec {
-		return topics.TopicSpec{Name: name, Partitions: t.Partitions, ReplicationFactor: t.ReplicationFactor,
-			Kind: kind, Source: t.Name, Tier: tier, Delay: delay}
+	// The group's own chain; a group the file does not name (ordo dev
+	// --group) gets the first declared group's delays, or a dead-letter
+	// topic alone.
+	c, ok := t.Chain(group)
+	if !ok {
+		if len(t.Groups) > 0 {
+			c = t.Groups[0]
+		} else {
+			c.DLQ = true
+		}
 	}
-	for i, delay := range t.Retry.Delays {
-		specs = append(specs, derived(ordo.DefaultNaming.RetryTopic(t.Name, group, i+1), topics.KindRetry, i+1, delay))
-	}
-	if t.DLQ {
-		specs = append(specs, derived(ordo.DefaultNaming.DLQTopic(t.Name, group), topics.KindDLQ, 0, 0))
-	}
-	return specs, t.Retry.Delays
+	c.Topic, c.Group = t.Name, group
+	specs = append(specs, t.ChainSpecs(c)...)
+	return specs, c.Retry.Delays
 }

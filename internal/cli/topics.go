@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,7 +20,8 @@ import (
 )
 
 // TopicsApplyCmd is `ordo topics apply`: create the topics declared in a
-// directory (each with its retry chain and dead-letter topic).
+// directory, each with the retry tiers and dead-letter topic of every group
+// that reads it.
 type TopicsApplyCmd struct {
 	Dir            string
 	Brokers        []string
@@ -32,14 +36,17 @@ type TopicsApplyCmd struct {
 func newTopicsCmd(out io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "topics",
-		Short: "Declare and create topics (with their retry and DLQ chain)",
+		Short: "Declare and create topics (with each group's retry and DLQ chain)",
+		Long: `Topics are declared in topics/*.yaml. Each consumer group that reads a topic
+gets a chain of its own: retry tiers <topic>.<group>.retry.<n> and a
+dead-letter topic <topic>.<group>.dlq (see topics/README.md).`,
 		Example: `  ordo topics list
   ordo topics apply --brokers localhost:19092`,
 	}
 	a := &TopicsApplyCmd{Out: out}
 	apply := &cobra.Command{
 		Use:   "apply",
-		Short: "Create the declared topics that are missing",
+		Short: "Create the declared topics and their groups' chains that are missing",
 		Example: `  ordo topics apply --brokers localhost:19092            # docker compose's Redpanda
   ordo topics apply --brokers 127.0.0.1:9092 --dry-run  # what would be created
   ordo topics apply --brokers b1:9092,b2:9092 --dir topics --timeout 1m`,
@@ -61,7 +68,7 @@ func newTopicsCmd(out io.Writer) *cobra.Command {
 	var dir string
 	list := &cobra.Command{
 		Use:   "list",
-		Short: "List the declared topics and the chain derived from each",
+		Short: "List the declared topics and each group's chain (retry tiers, DLQ)",
 		Example: `  ordo topics list
   ordo topics list --dir path/to/topics`,
 		Args: cobra.NoArgs,
@@ -121,35 +128,48 @@ func (a *TopicsApplyCmd) Run(ctx context.Context) error {
 		return err
 	}
 	defer cl.Close()
-	res, err := topics.Apply(ctx, kadm.NewClient(cl), a.set.Specs(), a.DryRun)
+	specs := a.set.Specs()
+	res, err := topics.Apply(ctx, kadm.NewClient(cl), specs, a.DryRun)
 	if err != nil && errors.Is(err, context.DeadlineExceeded) {
 		err = fmt.Errorf("brokers %s did not finish within --timeout %s: %w", strings.Join(a.Brokers, ","), a.Timeout, err)
 	}
 	tw := tabwriter.NewWriter(a.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOPIC\tACTION\tERROR")
-	for _, r := range res {
+	fmt.Fprintln(tw, "TOPIC\tKIND\tGROUP\tACTION\tERROR")
+	for i, r := range res {
 		msg := ""
 		if r.Err != nil {
 			msg = r.Err.Error()
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Topic, r.Action, msg)
+		// Apply reports one result per spec, in order.
+		kind, group := specs[i].Kind, orDash(specs[i].Group)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Topic, kind, group, r.Action, msg)
 	}
 	return errors.Join(err, tw.Flush())
 }
 
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// printSpecs prints the declared topics and, under each, every group's
+// chain: its retry tiers with their delays and its dead-letter topic.
 func printSpecs(out io.Writer, specs []topics.TopicSpec) error {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TOPIC\tKIND\tPARTITIONS\tREPLICATION\tDELAY\tCONFIGS")
+	fmt.Fprintln(tw, "TOPIC\tKIND\tGROUP\tTIER\tDELAY\tPARTITIONS\tREPLICATION\tCONFIGS")
 	for _, s := range specs {
-		delay := ""
-		if s.Delay > 0 {
-			delay = s.Delay.String()
+		tier, delay := "-", "-"
+		if s.Kind == topics.KindRetry {
+			tier, delay = strconv.Itoa(s.Tier), s.Delay.String()
 		}
-		var cfgs []string
-		for k, v := range s.Configs {
-			cfgs = append(cfgs, k+"="+v)
+		cfgs := make([]string, 0, len(s.Configs))
+		for _, k := range slices.Sorted(maps.Keys(s.Configs)) {
+			cfgs = append(cfgs, k+"="+s.Configs[k])
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\n", s.Name, s.Kind, s.Partitions, s.ReplicationFactor, delay, strings.Join(cfgs, ","))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", s.Name, s.Kind, orDash(s.Group), tier, delay,
+			s.Partitions, s.ReplicationFactor, orDash(strings.Join(cfgs, ",")))
 	}
 	return tw.Flush()
 }

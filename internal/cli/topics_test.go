@@ -125,7 +125,7 @@ func TestTopicsApplyCreatesTheChain(t *testing.T) {
 	if code := Main(context.Background(), []string{"topics", "apply", "--dir", "../../topics", "--brokers", b.Addr()}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
-	for _, w := range []string{"orders ", "orders.retry.1", "orders.dlq", "create"} {
+	for _, w := range []string{"orders ", "orders.ordo-dev.retry.1  retry  ordo-dev  created", "orders.ordo-dev.dlq      dlq    ordo-dev  created"} {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("output lacks %q:\n%s", w, out.String())
 		}

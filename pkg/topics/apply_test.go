@@ -46,10 +46,11 @@ topics:
   - name: orders
     partitions: 12
     configs: {retention.ms: "604800000"}
-    retry: {delays: [1s, 5s, 30s]}
+    groups:
+      - {name: billing, retry: {delays: [1s, 5s, 30s]}}
   - name: audit
     partitions: 2
-    dlq: false
+    groups: [{name: billing, dlq: false}]
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +81,7 @@ func partitionCounts(ctx context.Context, t *testing.T, adm *kadm.Client) map[st
 	return out
 }
 
-var allOrders = []string{"orders", "orders.retry.1", "orders.retry.2", "orders.retry.3", "orders.dlq", "audit"}
+var allOrders = []string{"orders", "orders.billing.retry.1", "orders.billing.retry.2", "orders.billing.retry.3", "orders.billing.dlq", "audit"}
 
 func withAction(action string, names ...string) []row {
 	out := make([]row, 0, len(names))
@@ -101,13 +102,13 @@ func TestApplyCreatesThenExists(t *testing.T) {
 	if got, want := rows(res), withAction(topics.ActionCreated, allOrders...); !reflect.DeepEqual(got, want) {
 		t.Fatalf("first apply:\n got %v\nwant %v", got, want)
 	}
-	wantCounts := map[string]int{"orders": 12, "orders.retry.1": 12, "orders.retry.2": 12, "orders.retry.3": 12, "orders.dlq": 12, "audit": 2}
+	wantCounts := map[string]int{"orders": 12, "orders.billing.retry.1": 12, "orders.billing.retry.2": 12, "orders.billing.retry.3": 12, "orders.billing.dlq": 12, "audit": 2}
 	if got := partitionCounts(ctx, t, adm); !reflect.DeepEqual(got, wantCounts) {
 		t.Fatalf("topics after apply: %v, want %v", got, wantCounts)
 	}
 
 	// Configs reach the broker, on the derived topics too.
-	rc, err := adm.DescribeTopicConfigs(ctx, "orders", "orders.dlq")
+	rc, err := adm.DescribeTopicConfigs(ctx, "orders", "orders.billing.dlq")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +208,7 @@ func TestApplyPartitionMismatch(t *testing.T) {
 		if dryRun {
 			want = topics.ActionCreate
 		}
-		for _, n := range []string{"orders.retry.1", "orders.retry.2", "orders.retry.3", "orders.dlq"} {
+		for _, n := range []string{"orders.billing.retry.1", "orders.billing.retry.2", "orders.billing.retry.3", "orders.billing.dlq"} {
 			if r := byTopic[n]; r.Action != want && r.Action != topics.ActionExists || r.Err != nil {
 				t.Errorf("dryRun=%v: %s = %+v", dryRun, n, r)
 			}

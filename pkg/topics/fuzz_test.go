@@ -14,11 +14,13 @@ func FuzzParse(f *testing.F) {
 	seeds := []string{
 		"",
 		"topics: []\n",
-		"topics:\n- name: orders\n  partitions: 12\n  replication_factor: 1\n  configs: {retention.ms: \"604800000\"}\n  retry:\n    delays: [1s, 10s, 1m]\n  dlq: true\n",
-		"topics:\n- {name: a, partitions: 1}\n---\ntopics:\n- {name: b, partitions: 2, dlq: false}\n",
-		"topics:\n- {name: orders.dlq, partitions: 1}\n- {name: orders, partitions: 1}\n",
+		"topics:\n- name: orders\n  partitions: 12\n  replication_factor: 1\n  configs: {retention.ms: \"604800000\"}\n  groups:\n  - name: g\n    retry:\n      delays: [1s, 10s, 1m]\n    dlq: true\n",
+		"topics:\n- {name: a, partitions: 1}\n---\ntopics:\n- {name: b, partitions: 2, groups: [{name: g, dlq: false}]}\n",
+		"topics:\n- {name: orders.g.dlq, partitions: 1}\n- {name: orders, partitions: 1, groups: [{name: g}]}\n",
 		"topics:\n- {name: a.b, partitions: 1}\n- {name: a_b, partitions: 1}\n",
-		"topics:\n- name: x\n  partitions: 1\n  retry: {delays: [5, -1s, 0, 1h, 30m]}\n",
+		"topics:\n- {name: a, partitions: 1, groups: [{name: b.c}]}\n- {name: a.b, partitions: 1, groups: [{name: c}]}\n",
+		"topics:\n- name: x\n  partitions: 1\n  groups: [{name: g, retry: {delays: [5, -1s, 0, 1h, 30m]}}, {name: g}, {name: 'a b'}]\n",
+		"topics:\n- name: x\n  partitions: 1\n  retry: {delays: [1s]}\n  dlq: true\n",
 		"topics: &a [*a]\n",
 		"topics:\n- name: [\n",
 		"topics:\n- name: x\n  partitions: 1\n  partitions: 2\n",
@@ -54,9 +56,16 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		for _, tp := range set.Topics {
-			for i, d := range tp.Retry.Delays {
-				if d <= 0 || i > 0 && d < tp.Retry.Delays[i-1] {
-					t.Fatalf("accepted delays %v", tp.Retry.Delays)
+			groups := make(map[string]bool)
+			for _, g := range tp.Groups {
+				if g.Group == "" || groups[g.Group] || g.Topic != tp.Name {
+					t.Fatalf("accepted group %+v of %s", g, tp.Name)
+				}
+				groups[g.Group] = true
+				for i, d := range g.Retry.Delays {
+					if d <= 0 || i > 0 && d < g.Retry.Delays[i-1] {
+						t.Fatalf("accepted delays %v", g.Retry.Delays)
+					}
 				}
 			}
 		}

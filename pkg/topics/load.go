@@ -25,8 +25,20 @@ type topicDecl struct {
 	Partitions        *int32            `yaml:"partitions"`
 	ReplicationFactor *int16            `yaml:"replication_factor"`
 	Configs           map[string]string `yaml:"configs"`
-	Retry             *retryDecl        `yaml:"retry"`
-	DLQ               *bool             `yaml:"dlq"`
+	Groups            []groupDecl       `yaml:"groups"`
+
+	// OldRetry and OldDLQ catch the topic-level retry and dlq keys of the
+	// format before retry chains belonged to a group, so that validation
+	// says how to move them instead of "unknown field".
+	OldRetry yaml.Node `yaml:"retry"`
+	OldDLQ   yaml.Node `yaml:"dlq"`
+}
+
+// groupDecl is one consumer group's chain on a topic, as written.
+type groupDecl struct {
+	Name  string     `yaml:"name"`
+	Retry *retryDecl `yaml:"retry"`
+	DLQ   *bool      `yaml:"dlq"`
 }
 
 type retryDecl struct {
@@ -167,6 +179,8 @@ func rewriteTypeError(m string) string {
 	m = strings.Replace(m, " into topics.fileDoc", " into the top level (want a mapping with a topics list)", 1)
 	m = strings.Replace(m, " into []topics.topicDecl", " into topics (want a list)", 1)
 	m = strings.Replace(m, " into topics.topicDecl", " into a topic (want a mapping)", 1)
+	m = strings.Replace(m, " into []topics.groupDecl", " into groups (want a list)", 1)
+	m = strings.Replace(m, " into topics.groupDecl", " into a group (want a mapping with name, retry, dlq)", 1)
 	m = strings.Replace(m, " into topics.retryDecl", " into retry (want a mapping with delays)", 1)
 	return m
 }

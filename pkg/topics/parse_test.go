@@ -19,9 +19,12 @@ topics:
     partitions: 12
     replication_factor: 3
     configs: {retention.ms: "604800000", cleanup.policy: compact}
-    retry:
-      delays: [1s, 10s, 10s, 1m]
-    dlq: true
+    groups:
+      - name: ledger
+        retry:
+          delays: [1s, 10s, 10s, 1m]
+        dlq: true
+      - name: audit
   - name: payments
     partitions: 3
 `
@@ -35,10 +38,12 @@ topics:
 			Partitions:        12,
 			ReplicationFactor: 3,
 			Configs:           map[string]string{"retention.ms": "604800000", "cleanup.policy": "compact"},
-			Retry:             topics.RetryChain{Delays: []time.Duration{time.Second, 10 * time.Second, 10 * time.Second, time.Minute}},
-			DLQ:               true,
+			Groups: []topics.GroupChain{
+				{Topic: "orders", Group: "ledger", Retry: topics.RetryChain{Delays: []time.Duration{time.Second, 10 * time.Second, 10 * time.Second, time.Minute}}, DLQ: true},
+				{Topic: "orders", Group: "audit", DLQ: true},
+			},
 		},
-		{Name: "payments", Partitions: 3, ReplicationFactor: 1, DLQ: true},
+		{Name: "payments", Partitions: 3, ReplicationFactor: 1},
 	}
 	if !reflect.DeepEqual(set.Topics, want) {
 		t.Fatalf("topics:\n got %+v\nwant %+v", set.Topics, want)
@@ -48,14 +53,33 @@ topics:
 	if !ok || orders.Name != "orders" {
 		t.Fatalf("Lookup(orders) = %+v, %v", orders, ok)
 	}
-	if _, ok := set.Lookup("orders.dlq"); ok {
+	if _, ok := set.Lookup("orders.ledger.dlq"); ok {
 		t.Fatal("Lookup found a derived name")
 	}
-	if got := orders.RetryTopic(2); got != "orders.retry.2" {
+	ledger, ok := orders.Chain("ledger")
+	if !ok {
+		t.Fatal("Chain(ledger) not found")
+	}
+	if got := ledger.RetryTopic(2); got != "orders.ledger.retry.2" {
 		t.Errorf("RetryTopic(2) = %q", got)
 	}
-	if got := orders.DLQTopic(); got != "orders.dlq" {
+	if got := ledger.DLQTopic(); got != "orders.ledger.dlq" {
 		t.Errorf("DLQTopic() = %q", got)
+	}
+	if d, ok := ledger.Retry.Delay(4); !ok || d != time.Minute {
+		t.Errorf("Delay(4) = %s, %v", d, ok)
+	}
+	if _, ok := ledger.Retry.Delay(5); ok {
+		t.Error("Delay(5) found a tier the chain does not have")
+	}
+	if _, ok := orders.Chain("billing"); ok {
+		t.Error("Chain found an undeclared group")
+	}
+	if c, ok := set.Chain("orders", "audit"); !ok || c.Retry.Tiers() != 0 || !c.DLQ {
+		t.Errorf("Set.Chain(orders, audit) = %+v, %v", c, ok)
+	}
+	if _, ok := set.Chain("payments", "ledger"); ok {
+		t.Error("Set.Chain found a group on a topic that does not declare it")
 	}
 
 	specs := set.Specs()
@@ -66,20 +90,27 @@ topics:
 			t.Errorf("%s: partitions %d, replication %d; want the source's 12, 3", s.Name, s.Partitions, s.ReplicationFactor)
 		}
 	}
-	wantNames := []string{"orders", "orders.retry.1", "orders.retry.2", "orders.retry.3", "orders.retry.4", "orders.dlq", "payments", "payments.dlq"}
+	wantNames := []string{"orders", "orders.ledger.retry.1", "orders.ledger.retry.2", "orders.ledger.retry.3", "orders.ledger.retry.4",
+		"orders.ledger.dlq", "orders.audit.dlq", "payments"}
 	if !reflect.DeepEqual(names, wantNames) {
 		t.Fatalf("Specs names = %v, want %v", names, wantNames)
 	}
-	if s := specs[3]; s.Kind != topics.KindRetry || s.Tier != 3 || s.Delay != 10*time.Second || s.Source != "orders" {
-		t.Errorf("orders.retry.3 spec = %+v", s)
+	if s := specs[3]; s.Kind != topics.KindRetry || s.Tier != 3 || s.Delay != 10*time.Second || s.Source != "orders" || s.Group != "ledger" {
+		t.Errorf("orders.ledger.retry.3 spec = %+v", s)
 	}
-	if s := specs[5]; s.Kind != topics.KindDLQ || s.Tier != 0 || s.Delay != 0 {
-		t.Errorf("orders.dlq spec = %+v", s)
+	if s := specs[5]; s.Kind != topics.KindDLQ || s.Tier != 0 || s.Delay != 0 || s.Group != "ledger" {
+		t.Errorf("orders.ledger.dlq spec = %+v", s)
+	}
+	if s := specs[6]; s.Kind != topics.KindDLQ || s.Group != "audit" {
+		t.Errorf("orders.audit.dlq spec = %+v", s)
+	}
+	if s := specs[0]; s.Kind != topics.KindMain || s.Group != "" {
+		t.Errorf("orders spec = %+v", s)
 	}
 	if got := specs[0].Configs["cleanup.policy"]; got != "compact" {
 		t.Errorf("main topic cleanup.policy = %q, want compact", got)
 	}
-	for _, s := range specs[1:6] {
+	for _, s := range specs[1:7] {
 		if got := s.Configs["cleanup.policy"]; got != "delete" {
 			t.Errorf("%s cleanup.policy = %q, want delete (compaction would drop records)", s.Name, got)
 		}
@@ -94,17 +125,83 @@ topics:
 	}
 }
 
+// Two groups reading one topic get chains of their own: no derived name is
+// shared, and each group's lookup returns only its own.
+func TestTwoGroupsOnOneTopicKeptApart(t *testing.T) {
+	set, err := topics.Parse("t.yaml", []byte(`
+topics:
+  - name: orders
+    partitions: 4
+    groups:
+      - {name: billing, retry: {delays: [1s, 5s]}}
+      - {name: audit, retry: {delays: [10s]}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	owner := make(map[string]string)
+	for _, s := range set.Specs()[1:] {
+		if prev, dup := owner[s.Name]; dup {
+			t.Fatalf("%s derived for both %s and %s", s.Name, prev, s.Group)
+		}
+		owner[s.Name] = s.Group
+		if !strings.Contains(s.Name, "."+s.Group+".") {
+			t.Errorf("%s (group %s) does not carry its group", s.Name, s.Group)
+		}
+	}
+	want := map[string]string{
+		"orders.billing.retry.1": "billing", "orders.billing.retry.2": "billing", "orders.billing.dlq": "billing",
+		"orders.audit.retry.1": "audit", "orders.audit.dlq": "audit",
+	}
+	if !reflect.DeepEqual(owner, want) {
+		t.Fatalf("derived topics %v, want %v", owner, want)
+	}
+	b, _ := set.Chain("orders", "billing")
+	a, _ := set.Chain("orders", "audit")
+	if b.DLQTopic() == a.DLQTopic() || b.RetryTopic(1) == a.RetryTopic(1) {
+		t.Fatalf("chains share topics: %+v %+v", b, a)
+	}
+	if a.Retry.Tiers() != 1 || b.Retry.Tiers() != 2 {
+		t.Fatalf("tiers: audit %d, billing %d", a.Retry.Tiers(), b.Retry.Tiers())
+	}
+
+	// The chain of a group the declarations do not name, built by a tool.
+	orders, _ := set.Lookup("orders")
+	extra := orders.ChainSpecs(topics.GroupChain{Topic: "orders", Group: "search", Retry: b.Retry, DLQ: true})
+	var names []string
+	for _, s := range extra {
+		names = append(names, s.Name)
+		if s.Group != "search" || s.Partitions != 4 || s.Source != "orders" {
+			t.Errorf("spec %+v", s)
+		}
+	}
+	if want := []string{"orders.search.retry.1", "orders.search.retry.2", "orders.search.dlq"}; !reflect.DeepEqual(names, want) {
+		t.Fatalf("ChainSpecs = %v, want %v", names, want)
+	}
+}
+
 func TestParseDefaultsAndDLQOff(t *testing.T) {
-	set, err := topics.Parse("x.yaml", []byte("topics:\n- name: a\n  partitions: 1\n  dlq: false\n"))
+	set, err := topics.Parse("x.yaml", []byte("topics:\n- name: a\n  partitions: 1\n  groups: [{name: g, dlq: false}]\n- name: b\n  partitions: 1\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got := set.Topics[0]
-	if got.ReplicationFactor != 1 || got.DLQ || got.Retry.Tiers() != 0 || got.Configs != nil {
+	if got.ReplicationFactor != 1 || got.Configs != nil || len(got.Groups) != 1 {
 		t.Fatalf("defaults: %+v", got)
+	}
+	if g := got.Groups[0]; g.DLQ || g.Retry.Tiers() != 0 || g.Group != "g" || g.Topic != "a" {
+		t.Fatalf("group defaults: %+v", g)
 	}
 	if specs := got.All(); len(specs) != 1 || specs[0].Name != "a" || specs[0].Kind != topics.KindMain {
 		t.Fatalf("All() = %+v", specs)
+	}
+	// A group without dlq gets one.
+	set, err = topics.Parse("x.yaml", []byte("topics:\n- {name: a, partitions: 1, groups: [{name: g}]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if specs := set.Specs(); len(specs) != 2 || specs[1].Name != "a.g.dlq" {
+		t.Fatalf("default dlq: %+v", specs)
 	}
 }
 
@@ -183,39 +280,71 @@ func TestParseErrors(t *testing.T) {
 		},
 		{
 			name: "derived name too long",
-			data: "topics:\n- name: " + strings.Repeat("a", 242) + "\n  partitions: 1\n  retry: {delays: [1s]}\n",
-			want: []string{`topics/orders.yaml: topic "` + strings.Repeat("a", 242) + `": name is too long for its derived topic "` +
-				strings.Repeat("a", 242) + `.retry.1" (250 characters, at most 249)`},
+			data: "topics:\n- name: " + strings.Repeat("a", 240) + "\n  partitions: 1\n  groups: [{name: g, retry: {delays: [1s]}, dlq: false}]\n",
+			want: []string{`topics/orders.yaml: topic "` + strings.Repeat("a", 240) + `": groups[0].name "g" gives retry topic 1 "` +
+				strings.Repeat("a", 240) + `.g.retry.1", which is 250 characters long, more than 249`},
+		},
+		{
+			name: "group name too long for the dlq",
+			data: "topics:\n- name: orders\n  partitions: 1\n  groups: [{name: " + strings.Repeat("g", 241) + "}]\n",
+			want: []string{`topics/orders.yaml: topic "orders": groups[0].name "` + strings.Repeat("g", 241) + `" gives DLQ topic "orders.` + strings.Repeat("g", 241) + `.dlq", which is 252 characters long, more than 249`},
+		},
+		{
+			name: "group name makes an illegal topic name",
+			data: "topics:\n- name: orders\n  partitions: 1\n  groups: [{name: 'team/billing', retry: {delays: [1s]}}]\n",
+			want: []string{`topics/orders.yaml: topic "orders": groups[0].name "team/billing" gives retry topic 1 "orders.team/billing.retry.1", which has '/': only a-z A-Z 0-9 . _ - are allowed`},
+		},
+		{
+			name: "group name required",
+			data: "topics:\n- name: orders\n  partitions: 1\n  groups: [{retry: {delays: [1s]}}]\n",
+			want: []string{`topics/orders.yaml: topic "orders": groups[0].name is required (the consumer group that reads the topic)`},
+		},
+		{
+			name: "group declared twice",
+			data: "topics:\n- name: orders\n  partitions: 1\n  groups: [{name: g}, {name: h}, {name: g, dlq: false}]\n",
+			want: []string{`topics/orders.yaml: topic "orders": groups[2].name "g" is already declared for this topic (groups[0])`},
+		},
+		{
+			name: "old topic-level retry",
+			data: "topics:\n- name: orders\n  partitions: 1\n  retry: {delays: [1s]}\n",
+			want: []string{`topics/orders.yaml: topic "orders": retry is no longer a topic field: retry tiers belong to a consumer group; ` +
+				`move it under groups, e.g. groups: [{name: <group>, retry: {delays: [1s, 5s]}}], which gives orders.<group>.retry.1 (see topics/README.md)`},
+		},
+		{
+			name: "old topic-level dlq",
+			data: "topics:\n- name: orders\n  partitions: 1\n  dlq: false\n",
+			want: []string{`topics/orders.yaml: topic "orders": dlq is no longer a topic field: a dead-letter topic belongs to a consumer group; ` +
+				`move it under groups, e.g. groups: [{name: <group>, dlq: true}], which gives orders.<group>.dlq (see topics/README.md)`},
 		},
 		{
 			name: "zero delay",
-			data: "topics:\n- name: orders\n  partitions: 1\n  retry: {delays: [1s, 0s]}\n",
-			want: []string{`topics/orders.yaml: topic "orders": retry.delays[1] must be > 0, got 0s`},
+			data: "topics:\n- name: orders\n  partitions: 1\n  groups: [{name: g, retry: {delays: [1s, 0s]}}]\n",
+			want: []string{`topics/orders.yaml: topic "orders": groups[0].retry.delays[1] must be > 0, got 0s`},
 		},
 		{
 			name: "negative delay",
-			data: "topics:\n- name: orders\n  partitions: 1\n  retry: {delays: [-5s]}\n",
-			want: []string{`topics/orders.yaml: topic "orders": retry.delays[0] must be > 0, got -5s`},
+			data: "topics:\n- name: orders\n  partitions: 1\n  groups: [{name: g, retry: {delays: [-5s]}}]\n",
+			want: []string{`topics/orders.yaml: topic "orders": groups[0].retry.delays[0] must be > 0, got -5s`},
 		},
 		{
 			name: "decreasing delays",
-			data: "topics:\n- name: orders\n  partitions: 1\n  retry: {delays: [10s, 1m, 5s]}\n",
-			want: []string{`topics/orders.yaml: topic "orders": retry.delays[2] must not be shorter than retry.delays[1] (1m0s), got 5s`},
+			data: "topics:\n- name: orders\n  partitions: 1\n  groups: [{name: a}, {name: g, retry: {delays: [10s, 1m, 5s]}}]\n",
+			want: []string{`topics/orders.yaml: topic "orders": groups[1].retry.delays[2] must not be shorter than groups[1].retry.delays[1] (1m0s), got 5s`},
 		},
 		{
 			name: "unitless delay",
-			data: "topics:\n- name: orders\n  partitions: 1\n  retry: {delays: [5]}\n",
-			want: []string{`topics/orders.yaml: topic "orders": retry.delays[0] is not a duration: "5" (use a Go duration such as 500ms, 10s or 1m)`},
+			data: "topics:\n- name: orders\n  partitions: 1\n  groups: [{name: g, retry: {delays: [5]}}]\n",
+			want: []string{`topics/orders.yaml: topic "orders": groups[0].retry.delays[0] is not a duration: "5" (use a Go duration such as 500ms, 10s or 1m)`},
 		},
 		{
 			name: "empty retry",
-			data: "topics:\n- name: orders\n  partitions: 1\n  retry: {delays: []}\n",
-			want: []string{`topics/orders.yaml: topic "orders": retry.delays must list at least one delay (omit retry for a topic without retry tiers)`},
+			data: "topics:\n- name: orders\n  partitions: 1\n  groups: [{name: g, retry: {delays: []}}]\n",
+			want: []string{`topics/orders.yaml: topic "orders": groups[0].retry.delays must list at least one delay (omit retry for a group without retry tiers)`},
 		},
 		{
 			name: "delay beyond retention",
-			data: "topics:\n- name: orders\n  partitions: 1\n  configs: {retention.ms: 60000}\n  retry: {delays: [1s, 1m]}\n",
-			want: []string{`topics/orders.yaml: topic "orders": retry.delays[1] 1m0s is not shorter than configs retention.ms (1m0s): records would expire before they are due`},
+			data: "topics:\n- name: orders\n  partitions: 1\n  configs: {retention.ms: 60000}\n  groups: [{name: g, retry: {delays: [1s, 1m]}}]\n",
+			want: []string{`topics/orders.yaml: topic "orders": groups[0].retry.delays[1] 1m0s is not shorter than configs retention.ms (1m0s): records would expire before they are due`},
 		},
 		{
 			name: "empty config value",
@@ -229,31 +358,37 @@ func TestParseErrors(t *testing.T) {
 		},
 		{
 			name: "declared DLQ name",
-			data: "topics:\n- {name: orders.dlq, partitions: 1, dlq: false}\n- {name: orders, partitions: 1}\n",
-			want: []string{`topics/orders.yaml: topic "orders.dlq": name collides with the DLQ topic of topic "orders" declared in topics/orders.yaml`},
+			data: "topics:\n- {name: orders.g.dlq, partitions: 1}\n- {name: orders, partitions: 1, groups: [{name: g}]}\n",
+			want: []string{`topics/orders.yaml: topic "orders.g.dlq": name collides with the DLQ topic of group "g" of topic "orders" declared in topics/orders.yaml`},
 		},
 		{
 			name: "declared retry name",
-			data: "topics:\n- {name: orders, partitions: 1, retry: {delays: [1s, 2s]}}\n- {name: orders.retry.2, partitions: 1}\n",
-			want: []string{`topics/orders.yaml: topic "orders.retry.2": name collides with the retry topic 2 of topic "orders" declared in topics/orders.yaml`},
+			data: "topics:\n- {name: orders, partitions: 1, groups: [{name: g, retry: {delays: [1s, 2s]}}]}\n- {name: orders.g.retry.2, partitions: 1}\n",
+			want: []string{`topics/orders.yaml: topic "orders.g.retry.2": name collides with the retry topic 2 of group "g" of topic "orders" declared in topics/orders.yaml`},
+		},
+		{
+			name: "two chains derive one name",
+			data: "topics:\n- {name: a, partitions: 1, groups: [{name: b.c}]}\n- {name: a.b, partitions: 1, groups: [{name: c}]}\n",
+			want: []string{`topics/orders.yaml: topic "a.b": groups[0].name "c" gives DLQ topic "a.b.c.dlq", which is also the DLQ topic of group "b.c" of topic "a" declared in topics/orders.yaml`},
 		},
 		{
 			name: "dot underscore collision",
-			data: "topics:\n- {name: a.b, partitions: 1, dlq: false}\n- {name: a_b, partitions: 1, dlq: false}\n",
+			data: "topics:\n- {name: a.b, partitions: 1}\n- {name: a_b, partitions: 1}\n",
 			want: []string{`topics/orders.yaml: topic "a_b": name collides with topic "a.b" declared in topics/orders.yaml: Kafka refuses names that differ only in '.' and '_'`},
 		},
 		{
 			name: "derived dot underscore collision",
-			data: "topics:\n- {name: a_dlq, partitions: 1}\n- {name: a, partitions: 1}\n",
-			want: []string{`topics/orders.yaml: topic "a": name gives DLQ topic "a.dlq" of topic "a", which collides with topic "a_dlq" declared in topics/orders.yaml: Kafka refuses names that differ only in '.' and '_'`},
+			data: "topics:\n- {name: a_g_dlq, partitions: 1}\n- {name: a, partitions: 1, groups: [{name: g}]}\n",
+			want: []string{`topics/orders.yaml: topic "a": groups[0].name gives DLQ topic "a.g.dlq" of group "g" on topic "a", which collides with topic "a_g_dlq" declared in topics/orders.yaml: Kafka refuses names that differ only in '.' and '_'`},
 		},
 		{
 			name: "several errors at once",
-			data: "topics:\n- name: orders\n  partitions: 0\n  replication_factor: -1\n  retry: {delays: [0s]}\n",
+			data: "topics:\n- name: orders\n  partitions: 0\n  replication_factor: -1\n  groups: [{name: g, retry: {delays: [0s]}}, {name: 'x y'}]\n",
 			want: []string{
 				`topics/orders.yaml: topic "orders": partitions must be >= 1, got 0`,
 				`topics/orders.yaml: topic "orders": replication_factor must be >= 1, got -1`,
-				`topics/orders.yaml: topic "orders": retry.delays[0] must be > 0, got 0s`,
+				`topics/orders.yaml: topic "orders": groups[0].retry.delays[0] must be > 0, got 0s`,
+				`topics/orders.yaml: topic "orders": groups[1].name "x y" gives DLQ topic "orders.x y.dlq", which has ' ': only a-z A-Z 0-9 . _ - are allowed`,
 			},
 		},
 		// Decoding errors name the file and the line.
@@ -264,8 +399,18 @@ func TestParseErrors(t *testing.T) {
 		},
 		{
 			name: "unknown nested field",
-			data: "topics:\n- name: orders\n  partitions: 1\n  retry: {delay: [1s]}\n",
-			want: []string{`topics/orders.yaml: line 4: unknown field "delay"`},
+			data: "topics:\n- name: orders\n  partitions: 1\n  groups:\n  - name: g\n    retry: {delay: [1s]}\n",
+			want: []string{`topics/orders.yaml: line 6: unknown field "delay"`},
+		},
+		{
+			name: "unknown group field",
+			data: "topics:\n- name: orders\n  partitions: 1\n  groups:\n  - name: g\n    dlq_topic: x\n",
+			want: []string{`topics/orders.yaml: line 6: unknown field "dlq_topic"`},
+		},
+		{
+			name: "groups not a list",
+			data: "topics:\n- name: orders\n  partitions: 1\n  groups: g\n",
+			want: []string{"topics/orders.yaml: line 4: cannot unmarshal !!str `g` into groups (want a list)"},
 		},
 		{
 			name: "unknown top-level field",
@@ -333,12 +478,12 @@ func sameLines(got, want []string) bool {
 }
 
 func TestValidationErrorFields(t *testing.T) {
-	_, err := topics.Parse("t.yaml", []byte("topics:\n- {name: a, partitions: 1}\n- {name: orders, partitions: 1, retry: {delays: [2s, 1s]}}\n"))
+	_, err := topics.Parse("t.yaml", []byte("topics:\n- {name: a, partitions: 1}\n- {name: orders, partitions: 1, groups: [{name: g, retry: {delays: [2s, 1s]}}]}\n"))
 	var ve *topics.ValidationError
 	if !errors.As(err, &ve) {
 		t.Fatalf("error %v is not a *ValidationError", err)
 	}
-	want := topics.ValidationError{File: "t.yaml", Index: 1, Topic: "orders", Field: "retry.delays[1]", Msg: "must not be shorter than retry.delays[0] (2s), got 1s"}
+	want := topics.ValidationError{File: "t.yaml", Index: 1, Topic: "orders", Field: "groups[0].retry.delays[1]", Msg: "must not be shorter than groups[0].retry.delays[0] (2s), got 1s"}
 	if *ve != want {
 		t.Fatalf("got %+v, want %+v", *ve, want)
 	}
@@ -368,7 +513,7 @@ func writeFiles(t *testing.T, files map[string]string) string {
 func TestLoad(t *testing.T) {
 	dir := writeFiles(t, map[string]string{
 		"b.yaml":           "topics:\n- {name: payments, partitions: 3}\n",
-		"a.yml":            "topics:\n- {name: orders, partitions: 12, retry: {delays: [1s]}}\n",
+		"a.yml":            "topics:\n- {name: orders, partitions: 12, groups: [{name: g, retry: {delays: [1s]}}]}\n",
 		"README.md":        "not yaml: [",
 		"notes.txt":        "topics: nope",
 		"sub/ignored.yaml": "topics: nope",
@@ -384,8 +529,8 @@ func TestLoad(t *testing.T) {
 
 func TestLoadErrorsAcrossFiles(t *testing.T) {
 	dir := writeFiles(t, map[string]string{
-		"a.yaml": "topics:\n- {name: orders, partitions: 12}\n",
-		"b.yaml": "topics:\n- {name: orders, partitions: 12}\n- {name: orders.dlq, partitions: 12, dlq: false}\n",
+		"a.yaml": "topics:\n- {name: orders, partitions: 12, groups: [{name: g}]}\n",
+		"b.yaml": "topics:\n- {name: orders, partitions: 12}\n- {name: orders.g.dlq, partitions: 12}\n",
 		"c.yaml": "topics:\n- {name: bad, partitions: 1, color: red}\n",
 		"d.yaml": "topics:\n- {name: fine, partitions: 0}\n",
 	})
@@ -396,7 +541,7 @@ func TestLoadErrorsAcrossFiles(t *testing.T) {
 	a, b, c, d := filepath.Join(dir, "a.yaml"), filepath.Join(dir, "b.yaml"), filepath.Join(dir, "c.yaml"), filepath.Join(dir, "d.yaml")
 	want := []string{
 		b + `: topic "orders": name is already declared in ` + a,
-		b + `: topic "orders.dlq": name collides with the DLQ topic of topic "orders" declared in ` + a,
+		b + `: topic "orders.g.dlq": name collides with the DLQ topic of group "g" of topic "orders" declared in ` + a,
 		c + `: line 2: unknown field "color"`,
 		d + `: topic "fine": partitions must be >= 1, got 0`,
 	}
@@ -429,11 +574,18 @@ func TestRepoTopics(t *testing.T) {
 		Name:              "orders",
 		Partitions:        12,
 		ReplicationFactor: 1,
-		Retry:             topics.RetryChain{Delays: []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}},
-		DLQ:               true,
+		Groups: []topics.GroupChain{{
+			Topic: "orders", Group: "ordo-dev", DLQ: true,
+			Retry: topics.RetryChain{Delays: []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}},
+		}},
 	}
 	if !reflect.DeepEqual(orders, want) {
 		t.Fatalf("orders = %+v, want %+v", orders, want)
+	}
+	// ordo dev's group: the chain the engine and `ordo dlq` look up.
+	c, ok := set.Chain("orders", "ordo-dev")
+	if !ok || c.RetryTopic(1) != "orders.ordo-dev.retry.1" || c.DLQTopic() != "orders.ordo-dev.dlq" {
+		t.Fatalf("Chain(orders, ordo-dev) = %+v, %v", c, ok)
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ordokafka/ordo/pkg/devbroker"
+	"github.com/ordokafka/ordo/pkg/ordo"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -46,13 +47,15 @@ func TestTopicsList(t *testing.T) {
 	if code := Main(context.Background(), []string{"topics", "list", "--dir", "../../topics"}, &out, &out); code != 0 {
 		t.Fatalf("exit %d: %s", code, out.String())
 	}
+	words := strings.Join(strings.Fields(out.String()), " ")
 	for _, line := range []string{
-		"orders                   main   -",
-		"orders.ordo-dev.retry.1  retry  ordo-dev  1     1s",
-		"orders.ordo-dev.retry.3  retry  ordo-dev  3     30s",
-		"orders.ordo-dev.dlq      dlq    ordo-dev  -",
+		"orders main -",
+		"orders.ordo-dev.retry.1 retry ordo-dev 1 1s",
+		"orders.ordo-dev.retry.3 retry ordo-dev 3 30s",
+		"orders.ordo-dev.dlq dlq ordo-dev -",
+		"orders.orders-ledger.retry.2 retry orders-ledger 2 10m0s",
 	} {
-		if !strings.Contains(out.String(), line) {
+		if !strings.Contains(words, line) {
 			t.Errorf("topics list lacks %q:\n%s", line, out.String())
 		}
 	}
@@ -92,7 +95,7 @@ func TestDevDemoRuns(t *testing.T) {
 // (the embedded one, standing in for Redpanda), feeds it events, and stops
 // it by canceling its context as SIGTERM does.
 func TestRunAgainstBroker(t *testing.T) {
-	b, err := devbroker.Start(devbroker.Options{Addr: "127.0.0.1:0", Extra: []kfake.Opt{kfake.SeedTopics(3, "orders", "orders.dlq")}})
+	b, err := devbroker.Start(devbroker.Options{Addr: "127.0.0.1:0", Extra: []kfake.Opt{kfake.SeedTopics(3, "orders", ordo.DefaultNaming.DLQTopic("orders", "g"))}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ordokafka/ordo/pkg/ordo"
 )
 
 // waitForBroker returns once one of brokers answers a metadata request, or,
@@ -51,4 +54,40 @@ func unreachable(brokers []string, timeout time.Duration, what string, last erro
 	return fmt.Errorf("no broker of %s answered within %s (%s): %s; check that a Kafka broker runs at that address "+
 		"and that it is the broker's advertised host:port (ordo dev: 127.0.0.1:9092; docker compose: localhost:19092)",
 		strings.Join(brokers, ","), timeout, what, why)
+}
+
+// missingTopics returns the topics of cfg's pipeline the brokers do not
+// have: its source topics, and its group's retry tiers and dead-letter
+// topics (a failed record could not be routed: its partition would wait,
+// loudly, until someone created them).
+func missingTopics(ctx context.Context, cfg ordo.Config, timeout time.Duration) ([]string, error) {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, cfg.KgoOpts...)...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	naming := cfg.Naming
+	if naming == (ordo.Naming{}) {
+		naming = ordo.DefaultNaming
+	}
+	want := []string{}
+	for _, t := range cfg.Topics {
+		want = append(want, t, naming.DLQTopic(t, cfg.Group))
+		for n := 1; n <= len(cfg.Retry.Tiers); n++ {
+			want = append(want, naming.RetryTopic(t, cfg.Group, n))
+		}
+	}
+	lctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	listed, err := kadm.NewClient(cl).ListTopics(lctx, want...)
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, t := range want {
+		if d, ok := listed[t]; !ok || d.Err != nil {
+			missing = append(missing, t)
+		}
+	}
+	return missing, nil
 }

@@ -12,7 +12,11 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ordokafka/ordo/pkg/devbroker"
+	"github.com/ordokafka/ordo/pkg/topics"
 )
 
 const deployConfig = "../../deploy/ordo.yaml"
@@ -152,5 +156,62 @@ func TestRunDeployConfigBesideDev(t *testing.T) {
 		if !strings.Contains(out.String(), w) {
 			t.Errorf("stdout lacks %q:\n%s", w, out.String())
 		}
+	}
+}
+
+// TestDeployConfigMatchesItsChain: deploy/ordo.yaml's retry.tiers are the
+// delays topics/ declares for its group, so `ordo topics apply` creates
+// the tiers `ordo run` routes to.
+func TestDeployConfigMatchesItsChain(t *testing.T) {
+	r := &RunCmd{ConfigPath: deployConfig, Out: &bytes.Buffer{}, Err: &bytes.Buffer{}, Environ: func() []string { return nil }}
+	if err := r.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	set, err := topics.Load("../../topics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, topic := range r.cfg.Topics {
+		c, ok := set.Chain(topic, r.cfg.Group)
+		if !ok {
+			t.Fatalf("topics/ declares no chain for group %q on %s", r.cfg.Group, topic)
+		}
+		if !slices.Equal(c.Retry.Delays, r.cfg.Retry.Tiers) || !c.DLQ {
+			t.Errorf("topics/ declares %v (dlq %v) for %s/%s; deploy/ordo.yaml routes to tiers %v", c.Retry.Delays, c.DLQ, topic, r.cfg.Group, r.cfg.Retry.Tiers)
+		}
+	}
+}
+
+// TestRunRefusesMissingChainTopics: `ordo run` with retry tiers whose
+// topics do not exist fails before joining the group, naming each missing
+// topic and the command that creates them.
+func TestRunRefusesMissingChainTopics(t *testing.T) {
+	b, err := devbroker.Start(devbroker.Options{Addr: "127.0.0.1:0", Extra: []kfake.Opt{kfake.SeedTopics(1, "orders", "orders.g.retry.1")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	var out bytes.Buffer
+	r := &RunCmd{Out: &out, Err: &out, Environ: func() []string {
+		return []string{"ORDO_BROKERS=" + b.Addr(), "ORDO_GROUP=g", "ORDO_TOPICS=orders", "ORDO_PROCESSOR=log",
+			"ORDO_METRICS_ADDR=", "ORDO_RETRY_TIERS=1s,1m"}
+	}}
+	if err := r.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err = r.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "orders.g.dlq, orders.g.retry.2") || !strings.Contains(err.Error(), "ordo topics apply") {
+		t.Fatalf("run = %v; want an error naming orders.g.dlq, orders.g.retry.2 and ordo topics apply", err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	groups, _ := kadm.NewClient(cl).ListGroups(ctx)
+	if len(groups) != 0 {
+		t.Errorf("groups %v exist: the run joined before failing", groups.Groups())
 	}
 }

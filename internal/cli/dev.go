@@ -316,16 +316,11 @@ func (d *DevCmd) Run(ctx context.Context) error {
 // tier 1.
 const devInPlaceAttempts = 3
 
-// devChain returns the topics to create: the declared ones, and the retry
-// chain of topic for group (its tiers and dead-letter topic, named after
-// the group), with the chain's tier delays.
+// devChain returns the topics to create: every declared topic and chain,
+// as `ordo topics apply` creates them, and the chain of topic for group
+// if the file does not declare it, with the group's tier delays.
 func devChain(set *topics.Set, topic, group string) ([]topics.TopicSpec, []time.Duration) {
-	var specs []topics.TopicSpec
-	for _, s := range set.Specs() {
-		if s.Kind == topics.KindMain {
-			specs = append(specs, s)
-		}
-	}
+	specs := set.Specs()
 	t, ok := set.Lookup(topic)
 	if !ok {
 		return specs, nil
@@ -334,12 +329,13 @@ func devChain(set *topics.Set, topic, group string) ([]topics.TopicSpec, []time.
 	// --group) gets the first declared group's delays, or a dead-letter
 	// topic alone.
 	c, ok := t.Chain(group)
-	if !ok {
-		if len(t.Groups) > 0 {
-			c = t.Groups[0]
-		} else {
-			c.DLQ = true
-		}
+	if ok {
+		return specs, c.Retry.Delays
+	}
+	if len(t.Groups) > 0 {
+		c = t.Groups[0]
+	} else {
+		c.DLQ = true
 	}
 	c.Topic, c.Group = t.Name, group
 	specs = append(specs, t.ChainSpecs(c)...)

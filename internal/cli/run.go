@@ -69,6 +69,8 @@ func (fc *FileConfig) consumerConfig(proc ordo.Processor, ordering ordo.Ordering
 			InitialBackoff: fc.Retry.InitialBackoff,
 			MaxBackoff:     fc.Retry.MaxBackoff,
 			HoldDelay:      fc.Retry.HoldDelay,
+			Tiers:          fc.Retry.Tiers,
+			TierAttempts:   fc.Retry.TierAttempts,
 		},
 		Logger: log,
 	}
@@ -265,6 +267,17 @@ func (r *RunCmd) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	missing, err := missingTopics(ctx, r.cfg, r.fc.ConnectTimeout)
+	switch {
+	case ctx.Err() != nil:
+		fmt.Fprintln(r.Out, "ordo run: interrupted before start; nothing to drain")
+		return nil
+	case err != nil:
+		return fmt.Errorf("listing the pipeline's topics: %w", err)
+	case len(missing) > 0:
+		return fmt.Errorf("the brokers have no topic %s: create the topics of group %q (its retry tiers and dead-letter topic, declared under the group in topics/) with `ordo topics apply`, or set retry.tiers to the delays the group declares there",
+			strings.Join(missing, ", "), r.cfg.Group)
+	}
 	if err := cons.Start(context.Background()); err != nil { // stop is explicit, below: drain, not cancel
 		return err
 	}
@@ -277,7 +290,10 @@ func (r *RunCmd) Run(ctx context.Context) error {
 			return fmt.Sprintf("[%s] %s", el, statsLine(cons.Stats(), -1))
 		})
 	}()
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-cons.Stopped(): // it stopped itself (offsets_lost: fail); Stop returns why
+	}
 	stopProgress()
 	<-done
 	lanes, err := drainStop(cons, r.Out, "ordo run", r.fc.ShutdownTimeout, r.rc.name("shutdown_timeout", -1), r.in)

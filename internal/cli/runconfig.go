@@ -63,6 +63,11 @@ type FileConfig struct {
 		InitialBackoff time.Duration
 		MaxBackoff     time.Duration
 		HoldDelay      time.Duration
+		// Tiers are the delays of the group's retry tiers (topics
+		// <topic>.<group>.retry.<n>, as `ordo topics apply` creates them
+		// from the group's chain in topics/).
+		Tiers        []time.Duration
+		TierAttempts int
 	}
 	// MetricsAddr serves /metrics; absent: 127.0.0.1:9100; "": none.
 	MetricsAddr *string
@@ -137,6 +142,8 @@ var runKeys = []runKey{
 	{"retry.initial_backoff", "Retry.InitialBackoff", "", func(c *FileConfig) any { return &c.Retry.InitialBackoff }},
 	{"retry.max_backoff", "Retry.MaxBackoff", "", func(c *FileConfig) any { return &c.Retry.MaxBackoff }},
 	{"retry.hold_delay", "Retry.HoldDelay", "", func(c *FileConfig) any { return &c.Retry.HoldDelay }},
+	{"retry.tiers", "Retry.Tiers", "", func(c *FileConfig) any { return &c.Retry.Tiers }},
+	{"retry.tier_attempts", "Retry.TierAttempts", "", func(c *FileConfig) any { return &c.Retry.TierAttempts }},
 	{"metrics_addr", "", "metrics-addr", func(c *FileConfig) any { return &c.MetricsAddr }},
 	{"pprof", "", "pprof", func(c *FileConfig) any { return &c.Pprof }},
 	{"log_level", "", "log-level", func(c *FileConfig) any { return &c.LogLevel }},
@@ -354,7 +361,8 @@ func unknownKey(path, key string) error {
 // decodeValue reads v (from YAML, the environment or a flag) into dst, a
 // pointer into FileConfig: *string, **string (a string whose absence
 // differs from ""), *[]string (a YAML list or a comma-separated string),
-// *int, *int64, *bool, or *time.Duration (a Go duration with its unit). A YAML
+// *int, *int64, *bool, *time.Duration (a Go duration with its unit) or
+// *[]time.Duration (a list of them, like *[]string). A YAML
 // null leaves dst as it is.
 func decodeValue(v, dst any) error {
 	if v == nil {
@@ -380,6 +388,19 @@ func decodeValue(v, dst any) error {
 		*dst, err = integer(v)
 	case *time.Duration:
 		*dst, err = duration(v)
+	case *[]time.Duration:
+		var items []string
+		if items, err = list(v); err == nil {
+			out := make([]time.Duration, 0, len(items))
+			for i, it := range items {
+				d, derr := duration(strings.TrimSpace(it))
+				if derr != nil {
+					return fmt.Errorf("entry %d: %w", i+1, derr)
+				}
+				out = append(out, d)
+			}
+			*dst = out
+		}
 	case *bool:
 		*dst, err = boolean(v)
 	default:

@@ -145,7 +145,7 @@ session_timeout: 10s
 rebalance_timeout: 20s
 revoke_timeout: 5s
 shutdown_timeout: 6s
-retry: {max_attempts: 3, initial_backoff: 10ms, max_backoff: 1s, hold_delay: 2s}
+retry: {max_attempts: 3, initial_backoff: 10ms, max_backoff: 1s, hold_delay: 2s, tiers: [1m, 10m], tier_attempts: 2}
 metrics_addr: ""
 pprof: true
 log_level: warn
@@ -155,7 +155,8 @@ example_work: 1ms
 	for line := range strings.SplitSeq(strings.TrimSpace(body), "\n") {
 		k, v, _ := strings.Cut(line, ": ")
 		if k == "retry" {
-			env = append(env, "ORDO_RETRY_MAX_ATTEMPTS=3", "ORDO_RETRY_INITIAL_BACKOFF=10ms", "ORDO_RETRY_MAX_BACKOFF=1s", "ORDO_RETRY_HOLD_DELAY=2s")
+			env = append(env, "ORDO_RETRY_MAX_ATTEMPTS=3", "ORDO_RETRY_INITIAL_BACKOFF=10ms", "ORDO_RETRY_MAX_BACKOFF=1s", "ORDO_RETRY_HOLD_DELAY=2s",
+				"ORDO_RETRY_TIERS=1m,10m", "ORDO_RETRY_TIER_ATTEMPTS=2")
 			continue
 		}
 		v = strings.Trim(v, `[]"`)
@@ -171,7 +172,8 @@ example_work: 1ms
 			c.RebalanceTimeout != 20*time.Second || c.RevokeTimeout != 5*time.Second || c.ShutdownTimeout != 6*time.Second ||
 			c.Retry.MaxAttempts != 3 || c.Retry.InitialBackoff != 10*time.Millisecond || c.Retry.MaxBackoff != time.Second ||
 			c.Retry.HoldDelay != 2*time.Second || len(c.KgoOpts) != 2 ||
-			c.Start.String() != "2026-11-30T07:00:00Z" || c.OffsetsLost != "fail" {
+			c.Start.String() != "2026-11-30T07:00:00Z" || c.OffsetsLost != "fail" ||
+			!slices.Equal(c.Retry.Tiers, []time.Duration{time.Minute, 10 * time.Minute}) || c.Retry.TierAttempts != 2 {
 			t.Errorf("config %+v", c)
 		}
 		fc := r.fc

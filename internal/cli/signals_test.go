@@ -236,7 +236,7 @@ func TestStopReport(t *testing.T) {
 // records are running.
 func runUnderSignals(t *testing.T, env ...string) (sigs chan os.Signal, out *syncBuffer, runErr <-chan error) {
 	t.Helper()
-	b, err := devbroker.Start(devbroker.Options{Addr: "127.0.0.1:0", Extra: []kfake.Opt{kfake.SeedTopics(3, "orders", "orders.dlq")}})
+	b, err := devbroker.Start(devbroker.Options{Addr: "127.0.0.1:0", Extra: []kfake.Opt{kfake.SeedTopics(3, "orders", ordo.DefaultNaming.DLQTopic("orders", "g"))}})
 	if err != nil {
 		t.Fatal(err)
 	}

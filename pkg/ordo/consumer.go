@@ -243,6 +243,7 @@ func (c *Consumer) Start(ctx context.Context) error {
 		kgo.OnPartitionsRevoked(c.onRevoked),
 		kgo.OnPartitionsLost(c.onLost),
 		kgo.AdjustFetchOffsetsFn(c.adjustOffsets),
+		kgo.RecordPartitioner(originPartitioner{kgo.StickyKeyPartitioner(nil)}),
 	)
 	if cfg.OffsetsLost == LostFail {
 		// An out-of-range offset found while consuming is returned to the

@@ -60,6 +60,7 @@ var forbiddenOpts = []forbiddenOpt{
 		return false
 	}, "sets another balancer: Ordo's revoke protocol needs cooperative-sticky"},
 	{kgo.ConsumeResetOffset, differs, resetReason},
+	{kgo.RecordPartitioner, func(v, base any) bool { return fmt.Sprintf("%T", v) != fmt.Sprintf("%T", base) }, "sets the partitioner: Ordo writes retry and dead-letter records to their source partition's number"},
 	{kgo.ConsumeStartOffset, differs, "sets the start offset: use Config.Start"},
 	{kgo.SessionTimeout, differs, "sets the session timeout: use Config.SessionTimeout"},
 	{kgo.RebalanceTimeout, differs, "sets the rebalance timeout: use Config.RebalanceTimeout"},

@@ -264,9 +264,23 @@ func (r *router) outRecord(w *work, a action) *kgo.Record {
 	add(HeaderErrorClass, string(a.class))
 	add(HeaderGroup, r.group)
 	add(HeaderProcessor, r.processor)
+	if src.Topic != o.Topic {
+		// A redriven record that fails again keeps its redrive's id, so
+		// that `ordo dlq list` shows which letters came back.
+		for _, h := range src.Headers {
+			if h.Key == HeaderRedriveID {
+				add(HeaderRedriveID, string(h.Value))
+				break
+			}
+		}
+	}
 	out := &kgo.Record{
-		Key:       src.Key,
-		Value:     src.Value,
+		Key:   src.Key,
+		Value: src.Value,
+		// The origin's partition number (originPartitioner), as Spring
+		// Kafka's recoverer and ordo dlq redrive do: a key's retries and
+		// dead letters share a partition however its producer hashed it.
+		Partition: o.Partition,
 		Timestamp: r.clock.Now(),
 		// The record's own context (its trace, with franz-go's kotel
 		// hooks), so that its retry or dead letter continues the trace.
@@ -291,6 +305,27 @@ func (r *router) outRecord(w *work, a action) *kgo.Record {
 	}
 	out.Headers = hs
 	return out
+}
+
+// originPartitioner places a retry or dead-letter record on the partition
+// number its record came from (Record.Partition, set by outRecord), and
+// falls back to the key's murmur2 hash (Kafka's default) when the target
+// topic has fewer partitions.
+type originPartitioner struct{ fallback kgo.Partitioner }
+
+func (p originPartitioner) ForTopic(t string) kgo.TopicPartitioner {
+	return originTopicPartitioner{p.fallback.ForTopic(t)}
+}
+
+type originTopicPartitioner struct{ fallback kgo.TopicPartitioner }
+
+func (originTopicPartitioner) RequiresConsistency(*kgo.Record) bool { return true }
+
+func (p originTopicPartitioner) Partition(r *kgo.Record, n int) int {
+	if r.Partition >= 0 && int(r.Partition) < n {
+		return int(r.Partition)
+	}
+	return p.fallback.Partition(r, n)
 }
 
 // isOrdoHeader reports whether key has the ordo- prefix, in any case.

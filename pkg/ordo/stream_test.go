@@ -1,11 +1,14 @@
 package ordo_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -259,6 +262,7 @@ func TestKgoOptsOrdoOwnsAreRefused(t *testing.T) {
 		{kgo.RebalanceTimeout(time.Minute * 2), "Config.RebalanceTimeout"},
 		{kgo.ConsumeStartOffset(kgo.NewOffset().AtEnd()), "Config.Start"},
 		{kgo.ConsumeResetOffset(kgo.NoResetOffset()), "Config.OffsetsLost"},
+		{kgo.RecordPartitioner(kgo.ManualPartitioner()), "partitioner"},
 	}
 	for i, b := range bad {
 		cfg := base
@@ -360,4 +364,26 @@ func TestMetricsLint(t *testing.T) {
 		t.Errorf("%s: %s", p.Metric, p.Text)
 	}
 	stop(t, cons)
+}
+
+// TestEveryMetricIsDocumented: each metric name in metrics.go has a row in
+// docs/metrics.md.
+func TestEveryMetricIsDocumented(t *testing.T) {
+	src, err := os.ReadFile("metrics.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := regexp.MustCompile(`"(ordo_[a-z_]+)"`).FindAllSubmatch(src, -1)
+	if len(names) < 10 {
+		t.Fatalf("found %d metric names in metrics.go", len(names))
+	}
+	for _, m := range names {
+		if !bytes.Contains(doc, []byte("| `"+string(m[1])+"` |")) {
+			t.Errorf("docs/metrics.md has no row for %s", m[1])
+		}
+	}
 }

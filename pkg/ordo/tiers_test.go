@@ -429,3 +429,66 @@ func TestUnproducibleDeadLetterBlocksLoudly(t *testing.T) {
 	})
 	stop(t, cons)
 }
+
+// TestRoutedRecordsKeepTheirPartition: retries and dead letters land on
+// the partition number their record came from, in every tier, whatever
+// the key would hash to. A redriven record (ordo-redrive-id) that fails again keeps
+// the id in its new dead letter.
+func TestRoutedRecordsKeepTheirPartition(t *testing.T) {
+	t.Parallel()
+	const group, n = "g", 40
+	c := newCluster(t, 4, chainTopics("t", group, 1)...)
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		// The same key on every partition: a hash would put them together.
+		recs[i] = &kgo.Record{Topic: "t", Partition: int32(i % 4), Key: []byte("same"), Value: []byte(strconv.Itoa(i))}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	redriven := &kgo.Record{Topic: ordo.DefaultNaming.RetryTopic("t", group, 1), Partition: 2, Key: []byte("r"), Value: []byte("again"), Headers: []kgo.RecordHeader{
+		{Key: ordo.HeaderOriginalTopic, Value: []byte("t")},
+		{Key: ordo.HeaderOriginalPartition, Value: []byte("3")},
+		{Key: ordo.HeaderOriginalOffset, Value: []byte("99")},
+		{Key: ordo.HeaderRedriveID, Value: []byte("rd-1")},
+	}}
+	if err := cl.ProduceSync(context.Background(), redriven).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	proc := ordo.ProcessorFunc(func(context.Context, *kgo.Record) error { return errors.New("no") })
+	cfg := baseConfig(c.ListenAddrs(), group, proc, "t")
+	cfg.Retry = ordo.RetryPolicy{MaxAttempts: 1, Tiers: []time.Duration{time.Millisecond}}
+	cons := startConsumer(t, cfg)
+	dead := consumeAll(t, c.ListenAddrs(), ordo.DefaultNaming.DLQTopic("t", group), n+1)
+	stop(t, cons)
+	retries := consumeAll(t, c.ListenAddrs(), ordo.DefaultNaming.RetryTopic("t", group, 1), n+1)
+	for _, set := range [][]*kgo.Record{dead, retries} {
+		for _, r := range set {
+			if string(r.Value) == "again" && r.Topic != ordo.DefaultNaming.DLQTopic("t", group) {
+				continue // the test wrote it to partition 2
+			}
+			if want := headerValue(r, ordo.HeaderOriginalPartition); strconv.Itoa(int(r.Partition)) != want {
+				t.Errorf("%s/%d: routed from partition %s", r.Topic, r.Partition, want)
+			}
+		}
+	}
+	found := false
+	for _, r := range dead {
+		if string(r.Value) == "again" {
+			found = true
+			if got := headerValue(r, ordo.HeaderRedriveID); got != "rd-1" {
+				t.Errorf("the redriven record's new dead letter has ordo-redrive-id %q, want rd-1", got)
+			}
+		} else if got := headerValue(r, ordo.HeaderRedriveID); got != "" {
+			t.Errorf("dead letter %q has ordo-redrive-id %q", r.Value, got)
+		}
+	}
+	if !found {
+		t.Error("the redriven record did not reach the dead-letter topic")
+	}
+}

@@ -577,6 +577,10 @@ func TestRepoTopics(t *testing.T) {
 		Groups: []topics.GroupChain{{
 			Topic: "orders", Group: "ordo-dev", DLQ: true,
 			Retry: topics.RetryChain{Delays: []time.Duration{time.Second, 5 * time.Second, 30 * time.Second}},
+		}, {
+			// deploy/ordo.yaml's group: its retry.tiers are these delays.
+			Topic: "orders", Group: "orders-ledger", DLQ: true,
+			Retry: topics.RetryChain{Delays: []time.Duration{time.Minute, 10 * time.Minute}},
 		}},
 	}
 	if !reflect.DeepEqual(orders, want) {

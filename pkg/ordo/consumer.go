@@ -168,6 +168,9 @@ func New(cfg Config) (*Consumer, error) {
 		tierAttempts:   cfg.Retry.TierAttempts,
 		edge:           c.logs,
 	}
+	if len(cfg.Retry.Tiers) > 0 {
+		c.lcfg.failingFor = cfg.Retry.Tiers[0]
+	}
 	c.roles = map[string]laneRole{}
 	for _, t := range cfg.Topics {
 		c.roles[t] = laneRole{source: t}

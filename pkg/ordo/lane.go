@@ -89,18 +89,22 @@ type lane struct {
 	runFirst  int64                // offset of the first record of the runner's chunk
 	slow      bool                 // slow mode: workers take stream records one at a time
 	keys      map[string]*keyQueue // keys blocked by a scheduled record (OrderKey)
-	single    *keyQueue            // the one queue of OrderPartition
-	free      []*keyQueue
-	runq      workDeque
-	running   int             // stream chunks held, and scheduled records in a call or dead-letter produce
-	waiting   int             // workers waiting on cond
-	timers    map[*work]Timer // records waiting for a retry, or for a dead-letter produce retry
-	holding   int             // records held by HoldPartition: while > 0 only they run
-	probes    workDeque       // held records due for another try
-	closing   bool            // only records below closeLimit start
-	closed    bool            // the tracker is frozen: completions are stale
-	lost      bool            // the partition was lost: commit nothing for it
-	cnt       laneCounts      // per-record counts, summed into metrics at scrape time
+	// failing holds the keys of the source lane whose record went to retry
+	// tier 1 after its in-place attempts, until when: their next failures
+	// go to tier 1 after one call (see keyFailing). At most maxFailing.
+	failing map[string]time.Time
+	single  *keyQueue // the one queue of OrderPartition
+	free    []*keyQueue
+	runq    workDeque
+	running int             // stream chunks held, and scheduled records in a call or dead-letter produce
+	waiting int             // workers waiting on cond
+	timers  map[*work]Timer // records waiting for a retry, or for a dead-letter produce retry
+	holding int             // records held by HoldPartition: while > 0 only they run
+	probes  workDeque       // held records due for another try
+	closing bool            // only records below closeLimit start
+	closed  bool            // the tracker is frozen: completions are stale
+	lost    bool            // the partition was lost: commit nothing for it
+	cnt     laneCounts      // per-record counts, summed into metrics at scrape time
 	// Finished records and bytes not yet taken off the consumer-wide
 	// budget; flushed in batches to keep a shared atomic off the
 	// per-record path.
@@ -148,6 +152,9 @@ type laneConfig struct {
 	maxAttempts    int      // Retry.MaxAttempts
 	tierAttempts   int      // Retry.TierAttempts
 	edge           *edgeLog // warnings at a bounded rate
+	// failingFor is how long a key stays failing after one of its records
+	// went to retry tier 1 (Retry.Tiers[0]); 0 without tiers.
+	failingFor time.Duration
 }
 
 // laneDeps are the parts a lane works with, as narrow interfaces.
@@ -945,13 +952,15 @@ func (l *lane) runScheduled(w *work) {
 		w.gateRelease = nil
 	}
 	w.lastErr = err
-	act := action{kind: actDone}
 	if err != nil {
 		l.cfg.log.Debug("processor error", "topic", l.topic, "partition", l.partition,
 			"offset", w.rec.Offset, "attempt", w.attempt, "err", err)
-		act = l.deps.router.route(l.ctx, err, delivery{tier: l.tier, attempt: w.attempt})
 	}
 	l.mu.Lock()
+	act := action{kind: actDone}
+	if err != nil {
+		act = l.deps.router.route(l.ctx, err, l.delivery(w, w.attempt))
+	}
 	l.cnt.observeN(d, 1)
 	if l.slow && !l.alwaysSlow() {
 		l.slowCalls++
@@ -1025,7 +1034,7 @@ func (l *lane) runStream(slot *runSlot, ct *callTimer) {
 		w.lastErr = stolenErr
 		act := action{kind: actDone}
 		if stolenErr != nil {
-			act = l.deps.router.route(l.ctx, stolenErr, delivery{tier: l.tier, attempt: w.attempt})
+			act = l.deps.router.route(l.ctx, stolenErr, l.delivery(w, w.attempt))
 		}
 		l.resolve(w, act, true)
 		return
@@ -1184,7 +1193,7 @@ func (l *lane) failStream(slot *runSlot, i int, err error) {
 		}
 	}
 	l.running++
-	l.resolve(w, l.deps.router.route(l.ctx, err, delivery{tier: l.tier, attempt: 1}), true)
+	l.resolve(w, l.deps.router.route(l.ctx, err, l.delivery(w, 1)), true)
 }
 
 // steal runs on the watchdog when the runner of slot has been in the same
@@ -1256,8 +1265,8 @@ func (l *lane) beginCounted(st AttemptStore, w *work) bool {
 		w.lastErr = fmt.Errorf("%w: %d calls, each alone in its process, did not end", ErrInterrupted, alone)
 		w.attempt = max(w.attempt, alone)
 		end()
-		act := l.deps.router.route(l.ctx, w.lastErr, delivery{tier: l.tier, attempt: limit})
 		l.mu.Lock()
+		act := l.deps.router.route(l.ctx, w.lastErr, l.delivery(w, limit))
 		l.resolve(w, act, false)
 		return true
 	}
@@ -1364,9 +1373,18 @@ func (l *lane) resolve(w *work, act action, called bool) {
 		l.schedule(w, act.delay, l.reprobe)
 		l.signalDrained()
 	case actDLQ, actTier:
-		// The record stays running until the produce is acked.
+		// The record stays running, and its offset unfinished, until the
+		// produce is acked; but it has left its key's order: the key's
+		// next record may start now (waiting for the ack would only hold
+		// the key, and the partition's offset map, for a produce's round
+		// trip per record of a failing key).
 		l.unhold(w)
 		l.detach(w)
+		if act.kind == actTier && l.tier == 0 {
+			l.markFailing(w.rec.Key)
+		}
+		l.advanceKey(w)
+		w.kq = nil
 		w.sentAt = l.cfg.clock.Now()
 		l.mu.Unlock()
 		l.sendOut(w, act)
@@ -1376,6 +1394,58 @@ func (l *lane) resolve(w *work, act action, called bool) {
 		l.unhold(w)
 		l.signalDrained()
 	}
+}
+
+// maxFailing bounds a lane's failing keys.
+const maxFailing = 10000
+
+// delivery describes w's failed call number attempt, for the router. l.mu
+// is held.
+func (l *lane) delivery(w *work, attempt int) delivery {
+	return delivery{tier: l.tier, attempt: attempt, keyFailing: l.keyFailing(w.rec.Key)}
+}
+
+// keyFailing reports whether key's records fail for now: one of its
+// records went to retry tier 1 after its in-place attempts less than
+// Retry.Tiers[0] ago. Then its next failures go to tier 1 after one call
+// rather than each waiting out Retry.MaxAttempts backoffs in place: a
+// poisoned key drains at the speed of its calls, and the partition's other
+// keys do not wait for it behind a full offset map. l.mu is held.
+func (l *lane) keyFailing(key []byte) bool {
+	if len(l.failing) == 0 {
+		return false
+	}
+	until, ok := l.failing[string(key)]
+	if !ok {
+		return false
+	}
+	if l.cfg.clock.Now().Before(until) {
+		return true
+	}
+	delete(l.failing, string(key))
+	return false
+}
+
+// markFailing marks key failing for Retry.Tiers[0]. l.mu is held.
+func (l *lane) markFailing(key []byte) {
+	if l.cfg.failingFor <= 0 {
+		return
+	}
+	now := l.cfg.clock.Now()
+	if l.failing == nil {
+		l.failing = make(map[string]time.Time)
+	}
+	if len(l.failing) >= maxFailing {
+		for k, until := range l.failing {
+			if !now.Before(until) {
+				delete(l.failing, k)
+			}
+		}
+		if len(l.failing) >= maxFailing {
+			return
+		}
+	}
+	l.failing[string(key)] = now.Add(l.cfg.failingFor)
 }
 
 // schedule calls fn(w) after d on the consumer's clock, unless the lane

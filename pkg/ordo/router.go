@@ -41,6 +41,9 @@ type laneRouter interface {
 type delivery struct {
 	tier    int
 	attempt int
+	// keyFailing: on the source topic, the record's key had a record go to
+	// retry tier 1 a moment ago; its failures go there after one call.
+	keyFailing bool
 }
 
 // recordProducer is the part of *kgo.Client the router uses.
@@ -175,8 +178,11 @@ func decide(laneCtx context.Context, err error, d delivery, rp RetryPolicy, jitt
 		return action{kind: actDLQ, class: class}
 	}
 	limit := rp.MaxAttempts
-	if d.tier > 0 {
+	switch {
+	case d.tier > 0:
 		limit = rp.TierAttempts
+	case d.keyFailing && len(rp.Tiers) > 0:
+		limit = 1
 	}
 	var ra *retryAfterError
 	asked := errors.As(err, &ra)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -490,5 +491,94 @@ func TestRoutedRecordsKeepTheirPartition(t *testing.T) {
 	}
 	if !found {
 		t.Error("the redriven record did not reach the dead-letter topic")
+	}
+}
+
+// TestARoutedRecordFreesItsKey: a record handed to the dead-letter topic
+// has left its key's order, so the key's next record runs while the dead
+// letter's produce keeps failing (the topic is missing), and the commit
+// still waits at the dead letter.
+func TestARoutedRecordFreesItsKey(t *testing.T) {
+	t.Parallel()
+	c := newCluster(t, 1, "t")
+	produceRecords(t, c.ListenAddrs(),
+		&kgo.Record{Topic: "t", Key: []byte("k"), Value: []byte("bad")},
+		&kgo.Record{Topic: "t", Key: []byte("k"), Value: []byte("good")},
+	)
+	var ranGood atomic.Bool
+	proc := ordo.ProcessorFunc(func(_ context.Context, r *kgo.Record) error {
+		if string(r.Value) == "bad" {
+			return ordo.Permanent(errors.New("bad"))
+		}
+		ranGood.Store(true)
+		return nil
+	})
+	cfg := baseConfig(c.ListenAddrs(), "g", proc, "t")
+	cfg.Retry.MaxBackoff = 200 * time.Millisecond
+	cfg.Logger = slog.New(&logCapture{})
+	cons := startConsumer(t, cfg)
+	waitFor(t, 20*time.Second, "the key's next record to run", ranGood.Load)
+	waitFor(t, 20*time.Second, "the dead letter's produce to be reported failing", func() bool {
+		return metricValue(t, cons.Registry(), "ordo_out_blocked", "", "") == 1
+	})
+	if l := cons.Lanes()[0]; l.Committed > 0 || l.Watermark != 0 {
+		t.Errorf("committed %d, watermark %d: past the dead letter not yet produced", l.Committed, l.Watermark)
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = cons.StopAndCancel(stopCtx)
+}
+
+// TestAFailingKeyGoesToItsTierAfterOneCall: once a key's record went to
+// retry tier 1 after its in-place attempts, its next failing records go
+// there after one call each (for Retry.Tiers[0]), instead of each waiting
+// out the in-place backoffs; a record of the key that succeeds is applied
+// as usual. Without tiers every record gets its in-place attempts.
+func TestAFailingKeyGoesToItsTierAfterOneCall(t *testing.T) {
+	t.Parallel()
+	for _, tiers := range [][]time.Duration{{time.Hour}, nil} {
+		c := newCluster(t, 1, chainTopics("t", "g", len(tiers))...)
+		var recs []*kgo.Record
+		for i := range 5 {
+			recs = append(recs, &kgo.Record{Topic: "t", Key: []byte("k"), Value: []byte("bad" + strconv.Itoa(i))})
+		}
+		recs = append(recs, &kgo.Record{Topic: "t", Key: []byte("k"), Value: []byte("good")})
+		produceRecords(t, c.ListenAddrs(), recs...)
+		var mu sync.Mutex
+		calls := map[string]int{}
+		proc := ordo.ProcessorFunc(func(ctx context.Context, r *kgo.Record) error {
+			info, _ := ordo.InfoFromContext(ctx)
+			if info.Tier > 0 {
+				return nil // a tier applies it (not reached within the hour)
+			}
+			mu.Lock()
+			calls[string(r.Value)]++
+			mu.Unlock()
+			if string(r.Value) == "good" {
+				return nil
+			}
+			return errors.New("bad")
+		})
+		cfg := baseConfig(c.ListenAddrs(), "g", proc, "t")
+		cfg.Retry = ordo.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, Tiers: tiers}
+		cons := startConsumer(t, cfg)
+		waitFor(t, 20*time.Second, "the partition to move past every record", func() bool {
+			for _, l := range cons.Lanes() {
+				if l.Topic == "t" && l.Committed == 6 {
+					return true
+				}
+			}
+			return false
+		})
+		stop(t, cons)
+		mu.Lock()
+		want := map[string]int{"bad0": 3, "bad1": 1, "bad2": 1, "bad3": 1, "bad4": 1, "good": 1}
+		if tiers == nil {
+			want = map[string]int{"bad0": 3, "bad1": 3, "bad2": 3, "bad3": 3, "bad4": 3, "good": 1}
+		}
+		if !maps.Equal(calls, want) {
+			t.Errorf("tiers %v: calls on the source topic %v, want %v", tiers, calls, want)
+		}
+		mu.Unlock()
 	}
 }

@@ -41,7 +41,7 @@ func Example() {
 	}
 	entries, _ := client.LRange(ctx, ledger.ListKey(r.Key), 0, -1).Result()
 	fmt.Println(entries)
-	client.Del(ctx, ledger.ListKey(r.Key), "ordo-example-ledger:ledger:seq:c-1", st.DedupKey("at:orders/0/41"))
+	client.Del(ctx, ledger.ListKey(r.Key), "ordo-example-ledger:ledger:seq:c-1", "ordo-example-ledger:ledger:violations", st.DedupKey("at:orders/0/41"))
 	// Output:
 	// [orders/0/41 {"amount_cents":250}]
 }

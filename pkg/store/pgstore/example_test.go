@@ -29,7 +29,7 @@ func Example() {
 	if err := pgstore.Migrate(ctx, pool, opts); err != nil { // or: ordo store migrate
 		panic(err)
 	}
-	defer pool.Exec(ctx, "DROP TABLE example_inbox, example_fence, example_balances")
+	defer func() { _, _ = pool.Exec(ctx, "DROP TABLE example_inbox, example_fence, example_balances") }()
 	if _, err := pool.Exec(ctx, "CREATE TABLE IF NOT EXISTS example_balances (customer text PRIMARY KEY, cents bigint)"); err != nil {
 		panic(err)
 	}

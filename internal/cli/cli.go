@@ -119,7 +119,7 @@ Start here:  ordo dev --demo     (embedded broker, demo producer, live progress)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newDevCmd(stdout, stderr, in), newRunCmd(stdout, stderr, in), newTopicsCmd(stdout), newBenchCmd(stdout))
+	root.AddCommand(newDevCmd(stdout, stderr, in), newRunCmd(stdout, stderr, in), newTopicsCmd(stdout), newBenchCmd(stdout), newStoreCmd(stdout))
 	return root
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ordokafka/ordo/internal/kfaketest"
 	"github.com/ordokafka/ordo/internal/testenv"
@@ -414,4 +415,76 @@ func TestRedisOutage(t *testing.T) {
 		"breaker opened %d times; %d failed writes, %d duplicates (writes that applied but whose reply was lost, then redelivered); %d commits checked",
 		total, outage, cutAt.Format("15:04:05.000"), before.Applied, during.Applied-before.Applied, caughtUp.Round(time.Millisecond),
 		opened.Load(), after.Errors, after.Duplicates, watch.Commits())
+}
+
+// TestZombieAfterSessionTimeout: member A is slow on one record (it ignores
+// cancellation) and stops heartbeating (the broker drops its heartbeats),
+// so its session times out and the group moves on without it: member B
+// takes the partition with a new token and applies everything, the slow
+// record included. When A's slow call finally writes, it is rejected as
+// fenced, whether or not A has rejoined meanwhile. Every record is in the
+// ledger once.
+func TestZombieAfterSessionTimeout(t *testing.T) {
+	const n, nkeys = 200, 10
+	client := testenv.Redis(t)
+	st, ledger := setup(t, client, redisstore.Options{})
+	c := kfaketest.Cluster(t, 1, "t", "t.dlq")
+	kfaketest.Produce(t, c.ListenAddrs(), "t", n, nkeys, false)
+
+	release := make(chan struct{})
+	slowErr := make(chan error, 1)
+	var slowStarted atomic.Bool
+	var slowToken atomic.Int64
+	procA := ordo.ProcessorFunc(func(ctx context.Context, r *kgo.Record) error {
+		if r.Offset == 20 && slowStarted.CompareAndSwap(false, true) {
+			info, _ := ordo.InfoFromContext(ctx)
+			slowToken.Store(info.Token)
+			<-release
+			err := ledger.Process(context.WithoutCancel(ctx), r)
+			slowErr <- err
+			return err
+		}
+		return ledger.Process(ctx, r)
+	})
+	cfgA := kfaketest.Config(c.ListenAddrs(), "g", procA, "t")
+	cfgA.Fencer = st
+	a := kfaketest.Start(t, cfgA)
+	kfaketest.WaitFor(t, 20*time.Second, "A to reach the slow record", slowStarted.Load)
+
+	var dropping atomic.Bool
+	dropping.Store(true)
+	c.ControlKey(int16(kmsg.Heartbeat), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if dropping.Load() {
+			return nil, errors.New("heartbeat dropped by the test"), true
+		}
+		return nil, nil, false
+	})
+	time.Sleep(cfgA.SessionTimeout + 500*time.Millisecond) // A's session expires at the broker
+	dropping.Store(false)
+
+	cfgB := cfgA
+	cfgB.Processor = ledger
+	b := kfaketest.Start(t, cfgB)
+	// The partition has a newer owner (B, or A's own new lane): a new
+	// lane of A waits for the slow call to return before it runs, so the
+	// rest can only be asserted after the release.
+	kfaketest.WaitFor(t, 30*time.Second, "a newer owner's token", func() bool {
+		cur, _ := client.Get(context.Background(), st.FenceKey("g", "t", 0)).Int64()
+		return cur > slowToken.Load()
+	})
+	close(release)
+	if err := <-slowErr; !errors.Is(err, store.ErrFenced) {
+		t.Errorf("the zombie's write: %v, want fenced", err)
+	}
+	kfaketest.WaitFor(t, 30*time.Second, "every record, the slow one included", func() bool {
+		return len(readLedger(t, client, ledger, nkeys).applied) == n
+	})
+	kfaketest.Stop(t, b)
+	kfaketest.Stop(t, a)
+	s := readLedger(t, client, ledger, nkeys)
+	if s.dups != 0 || s.outOfOrder != 0 {
+		t.Errorf("ledger: %d duplicates, %d out of order", s.dups, s.outOfOrder)
+	}
+	t.Logf("store stats %+v", st.Stats())
 }

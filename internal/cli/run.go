@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ordokafka/ordo/pkg/ordo"
+	"github.com/ordokafka/ordo/pkg/store"
 	"github.com/ordokafka/ordo/processors/example"
 	"github.com/ordokafka/ordo/processors/logproc"
 )
@@ -303,6 +304,11 @@ func (r *RunCmd) Run(ctx context.Context) error {
 	stopProgress()
 	<-done
 	lanes, err := drainStop(cons, r.Out, "ordo run", r.fc.ShutdownTimeout, r.rc.name("shutdown_timeout", -1), r.in)
-	stopReport(r.Out, "ordo run", cons.Stats(), lanes, -1, "")
+	extra := ""
+	if st, ok := be.fencer.(store.Store); ok {
+		s := st.Stats()
+		extra = fmt.Sprintf(" store=%s applied=%d duplicates=%d fenced=%d store-errors=%d", r.spec.kind, s.Applied, s.Duplicates, s.Fenced, s.Errors)
+	}
+	stopReport(r.Out, "ordo run", cons.Stats(), lanes, -1, extra)
 	return err
 }

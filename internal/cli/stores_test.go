@@ -3,12 +3,21 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/ordokafka/ordo/internal/testenv"
+	"github.com/ordokafka/ordo/pkg/devbroker"
 )
 
 // The store, breaker and rate-limit keys are checked with the others,
@@ -128,6 +137,96 @@ func TestDevOnEachStore(t *testing.T) {
 				t.Errorf("final line %q: want every processed event applied once through the %s store, none dead-lettered", last, kind)
 			}
 			t.Log(last)
+		})
+	}
+}
+
+// ordo run with each store-backed processor: every record is applied
+// through its store, fenced, and committed; a second group over the same
+// records (a replay) applies nothing again.
+func TestRunStoreBackedProcessors(t *testing.T) {
+	for _, proc := range []string{"redis-ledger", "postgres"} {
+		t.Run(proc, func(t *testing.T) {
+			name := testenv.Name(t)
+			var extra string
+			switch proc {
+			case "redis-ledger":
+				extra = "redis_url: redis://" + testenv.RedisAddr(t) + "/0\nstore_prefix: \"ordotest:" + name + ":\"\n"
+				c := testenv.Redis(t)
+				t.Cleanup(func() { _ = deletePrefix(context.Background(), c, "ordotest:"+name+":") })
+			case "postgres":
+				dsn := testenv.PostgresDSN(t)
+				m := &StoreMigrateCmd{PostgresDSN: dsn, Table: name + "_events", Inbox: "ordo_inbox", Fences: "ordo_fence", Timeout: 30 * time.Second, Out: io.Discard}
+				if err := m.Validate(); err != nil {
+					t.Fatal(err)
+				}
+				if err := m.Run(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				pool := testenv.Postgres(t)
+				t.Cleanup(func() { _, _ = pool.Exec(context.Background(), "DROP TABLE "+name+"_events") })
+				extra = "postgres_dsn: " + dsn + "\npostgres_table: " + name + "_events\n"
+			}
+			b, err := devbroker.Start(devbroker.Options{Addr: "127.0.0.1:0", Extra: []kfake.Opt{kfake.SeedTopics(3, "orders", "orders.dlq")}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.DefaultProduceTopic("orders"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.Close()
+			for i := range 100 {
+				r := &kgo.Record{Key: fmt.Appendf(nil, "c-%d", i%7), Value: fmt.Appendf(nil, "v%d", i),
+					Headers: []kgo.RecordHeader{{Key: "event-id", Value: fmt.Appendf(nil, "%s-%d", name, i)}}}
+				if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, group := range []string{"g", "replay"} {
+				body := "brokers: [" + b.Addr() + "]\ngroup: " + group + "\ntopics: [orders]\nprocessor: " + proc + "\n" + extra +
+					"metrics_addr: \"\"\nlog_level: error\nsession_timeout: 6s\nshutdown_timeout: 10s\n"
+				p := filepath.Join(t.TempDir(), "ordo.yaml")
+				if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				var out bytes.Buffer
+				r := &RunCmd{ConfigPath: p, Out: &syncWriter{w: &out}, Err: io.Discard}
+				if err := r.Validate(); err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				done := make(chan error, 1)
+				go func() { done <- r.Run(ctx) }()
+				adm := kadm.NewClient(cl)
+				deadline := time.Now().Add(30 * time.Second)
+				for {
+					offs, err := adm.FetchOffsets(context.Background(), group)
+					total := int64(0)
+					if err == nil {
+						offs.Each(func(o kadm.OffsetResponse) { total += o.At })
+					}
+					if total == 100 {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("%s: committed %d of 100 (err %v)\n%s", group, total, err, out.String())
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				cancel()
+				if err := <-done; err != nil {
+					t.Fatal(err)
+				}
+				want := "applied=100 duplicates=0 fenced=0 store-errors=0"
+				if group == "replay" {
+					want = "applied=0 duplicates=100 fenced=0 store-errors=0"
+				}
+				if !strings.Contains(out.String(), "ordo run: stopped. processed=100 ") || !strings.Contains(out.String(), want) {
+					t.Errorf("%s output lacks %q:\n%s", group, want, out.String())
+				}
+			}
 		})
 	}
 }

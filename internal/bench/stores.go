@@ -282,8 +282,11 @@ func RedisLedger(ctx context.Context, redisAddr string, cfg StoreConfig) (StoreR
 			if ctx.Err() != nil {
 				return 0, ctx.Err()
 			}
-			pipe := client.Pipeline()
-			var cmds []*redis.Cmd
+			type write struct {
+				keys []string
+				args []any
+			}
+			var writes []write
 			mu.Lock()
 			fetches.EachRecord(func(r *kgo.Record) {
 				o := ordo.Origin{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset}
@@ -291,17 +294,35 @@ func RedisLedger(ctx context.Context, redisAddr string, cfg StoreConfig) (StoreR
 				k := append([]string{st.DedupKey("at:" + r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10)),
 					st.FenceKey(group, r.Topic, r.Partition)}, keys...)
 				a := append([]any{tokens[r.Partition], ttl}, args...)
-				cmds = append(cmds, script.EvalSha(ctx, pipe, k, a...))
+				writes = append(writes, write{k, a})
 			})
 			mu.Unlock()
-			if len(cmds) == 0 {
+			if len(writes) == 0 {
 				continue
 			}
-			if _, err := pipe.Exec(ctx); err != nil {
-				return 0, err
+			var cmds []*redis.Cmd
+			for try := 0; ; try++ {
+				pipe := client.Pipeline()
+				cmds = cmds[:0]
+				for _, w := range writes {
+					cmds = append(cmds, script.EvalSha(ctx, pipe, w.keys, w.args...))
+				}
+				_, err := pipe.Exec(ctx)
+				if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") && try == 0 {
+					// The server forgot the script: load it, send the poll
+					// again (what applied is a duplicate now).
+					if err := script.Load(ctx, client).Err(); err != nil {
+						return 0, err
+					}
+					continue
+				}
+				if err != nil {
+					return 0, err
+				}
+				break
 			}
 			for _, c := range cmds {
-				if v, _ := c.Slice(); len(v) == 0 || v[0] != int64(0) {
+				if v, _ := c.Slice(); len(v) == 0 || (v[0] != int64(0) && v[0] != int64(1)) {
 					return 0, fmt.Errorf("unexpected reply %v", v)
 				}
 			}

@@ -50,6 +50,10 @@ const (
 	ScenarioPCKey10000  = "pc-volume-key-10000"
 	ScenarioPCPartition = "pc-volume-partition"
 	ScenarioPCUnordered = "pc-volume-unordered"
+	// ScenarioRedisLedger and ScenarioPostgresInbox need a service (see
+	// RedisAddrVar, PostgresDSNVar); without it they are skipped, noted.
+	ScenarioRedisLedger   = "redis-ledger"
+	ScenarioPostgresInbox = "postgres-inbox"
 )
 
 // Sizes of the full and the quick (--quick) run, and the volume test's
@@ -61,6 +65,7 @@ const (
 	quickNoopRecords   = 100_000
 	quickNoopRounds    = 1
 	quickPCRecords     = 1000
+	quickStoreRecords  = 20_000
 
 	pcConcurrency      = 100
 	pcMaxWork          = 5 * time.Millisecond
@@ -92,7 +97,7 @@ var pcScenarios = map[string]pcScenario{
 // Names returns every scenario, in the order they run.
 func Names() []string {
 	return []string{ScenarioNoop, ScenarioInProc, ScenarioPCKey1, ScenarioPCKey10, ScenarioPCKey100, ScenarioPCKey1000,
-		ScenarioPCKey10000, ScenarioPCPartition, ScenarioPCUnordered}
+		ScenarioPCKey10000, ScenarioPCPartition, ScenarioPCUnordered, ScenarioRedisLedger, ScenarioPostgresInbox}
 }
 
 // Select returns the scenarios that a comma-separated list of name prefixes
@@ -154,9 +159,9 @@ type Options struct {
 	Quick bool
 	// Seed seeds every random choice (durations, keys, values).
 	Seed uint64
-	// NoopRecords, Rounds and PCRecords override the sizes (0: the default
-	// of the mode).
-	NoopRecords, Rounds, PCRecords int
+	// NoopRecords, Rounds, PCRecords and StoreRecords override the sizes
+	// (0: the default of the mode).
+	NoopRecords, Rounds, PCRecords, StoreRecords int
 	// Exe and Env are the ordo binary that runs the children of
 	// noop-throughput and the environment added for them. Default: this
 	// executable.
@@ -212,6 +217,15 @@ type Result struct {
 	SleptRatio      float64  `json:"slept_ratio,omitempty"`
 	PublishedS      *float64 `json:"published_s,omitempty"`
 	Violations      *int64   `json:"order_violations,omitempty"`
+
+	// redis-ledger and postgres-inbox: a write's latency during Ordo's
+	// runs, and (redis) of one write alone, by hand and through the store.
+	WriteP50Us   float64 `json:"write_p50_us,omitempty"`
+	WriteP99Us   float64 `json:"write_p99_us,omitempty"`
+	DirectRTTUs  float64 `json:"direct_rtt_us,omitempty"`
+	WriteAloneUs float64 `json:"write_alone_us,omitempty"`
+	// Skipped says why a scenario did not run (its service is not set).
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // Report is the output of a Run, shaped as `ordo bench --out` writes it.
@@ -239,7 +253,7 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	}
 	want := map[string]bool{}
 	for _, n := range names {
-		if n != ScenarioNoop && n != ScenarioInProc && pcScenarios[n] == (pcScenario{}) {
+		if n != ScenarioNoop && n != ScenarioInProc && n != ScenarioRedisLedger && n != ScenarioPostgresInbox && pcScenarios[n] == (pcScenario{}) {
 			return Report{}, fmt.Errorf("bench: unknown scenario %q", n)
 		}
 		want[n] = true
@@ -269,6 +283,10 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 			r, err = runNoop(ctx, opts)
 		case ScenarioInProc:
 			r, err = runInProc(ctx, opts)
+		case ScenarioRedisLedger:
+			r, err = runRedisLedger(ctx, opts)
+		case ScenarioPostgresInbox:
+			r, err = runPostgresInbox(ctx, opts)
 		default:
 			if pcBroker == nil {
 				if pcBroker, err = devbroker.Start(devbroker.Options{Addr: "127.0.0.1:0"}); err != nil {
@@ -456,6 +474,21 @@ func WriteTable(w io.Writer, rep Report) error {
 	fmt.Fprintln(tw, "SCENARIO\tVALUE\tBASELINE\tRATIO\tNOTES")
 	for _, r := range rep.Scenarios {
 		var value, base, notes string
+		switch {
+		case r.Skipped != "":
+			fmt.Fprintf(tw, "%s\t-\t-\t-\tskipped: %s\n", r.Name, r.Skipped)
+			continue
+		case r.Name == ScenarioRedisLedger || r.Name == ScenarioPostgresInbox:
+			value = "ordo " + groupDigits(r.Value) + " rec/s"
+			base = "by hand " + groupDigits(r.Baseline) + " rec/s"
+			notes = fmt.Sprintf("write p50 %.0f µs, p99 %.0f µs during ordo's runs", r.WriteP50Us, r.WriteP99Us)
+			if r.DirectRTTUs > 0 {
+				notes += fmt.Sprintf("; a write alone %.0f µs by hand, %.0f µs through the store", r.DirectRTTUs, r.WriteAloneUs)
+			}
+			notes += fmt.Sprintf("; %s records, median of %d", groupDigits(float64(r.Records)), len(r.OrdoRuns))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fx\t%s\n", r.Name, value, base, r.Ratio, notes)
+			continue
+		}
 		switch r.Unit {
 		case unitRecordsPerSecond:
 			value = "ordo " + groupDigits(r.Value) + " rec/s"

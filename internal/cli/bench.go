@@ -27,7 +27,10 @@ type BenchCmd struct {
 	Rounds      int
 	NoopRecords int
 	PCRecords   int
-	CPUProfile  string
+	// StoreRecords sizes redis-ledger and postgres-inbox (0: their
+	// defaults).
+	StoreRecords int
+	CPUProfile   string
 
 	Out io.Writer
 
@@ -77,6 +80,7 @@ func newBenchCmd(out io.Writer) *cobra.Command {
 	f.IntVar(&b.Rounds, "rounds", 0, "noop-throughput raw/ordo alternations (default 5, 1 with --quick)")
 	f.IntVar(&b.NoopRecords, "noop-records", 0, "noop-throughput records (default 1000000, 100000 with --quick)")
 	f.IntVar(&b.PCRecords, "pc-records", 0, "pc-volume records (default 10000, 1000 with --quick)")
+	f.IntVar(&b.StoreRecords, "store-records", 0, "redis-ledger and postgres-inbox records (default 200000 and 100000, 20000 and 10000 with --quick); they need ORDO_TEST_REDIS_ADDR and ORDO_TEST_POSTGRES_DSN, and are skipped without")
 	f.StringVar(&b.CPUProfile, "cpuprofile", "", "path prefix of CPU profiles of the noop-throughput children (PREFIX.<side>.<round>.pprof)")
 	_ = f.MarkHidden("cpuprofile")
 	cmd.AddCommand(newBenchWorkerCmd(out))
@@ -97,6 +101,9 @@ func (b *BenchCmd) Validate() error {
 	}
 	if b.NoopRecords < 0 {
 		errs = append(errs, fmt.Errorf("--noop-records must be >= 1 (0: the default), got %d", b.NoopRecords))
+	}
+	if b.StoreRecords < 0 {
+		errs = append(errs, fmt.Errorf("--store-records must be >= 1 (0: the default), got %d", b.StoreRecords))
 	}
 	if b.PCRecords < 0 {
 		errs = append(errs, fmt.Errorf("--pc-records must be >= 1 (0: the default), got %d", b.PCRecords))
@@ -142,14 +149,15 @@ func (b *BenchCmd) Run(ctx context.Context) error {
 	fmt.Fprintf(b.Out, "ordo bench (%s, seed %d): %s\n", mode, b.Seed, strings.Join(b.selected, ", "))
 	start := time.Now()
 	rep, runErr := bench.Run(ctx, bench.Options{
-		Scenarios:   b.selected,
-		Quick:       b.Quick,
-		Seed:        b.Seed,
-		NoopRecords: b.NoopRecords,
-		Rounds:      b.Rounds,
-		PCRecords:   b.PCRecords,
-		CPUProfile:  b.CPUProfile,
-		Progress:    b.Out,
+		Scenarios:    b.selected,
+		Quick:        b.Quick,
+		Seed:         b.Seed,
+		NoopRecords:  b.NoopRecords,
+		Rounds:       b.Rounds,
+		PCRecords:    b.PCRecords,
+		StoreRecords: b.StoreRecords,
+		CPUProfile:   b.CPUProfile,
+		Progress:     b.Out,
 	})
 	fmt.Fprintln(b.Out)
 	if err := bench.WriteTable(b.Out, rep); err != nil {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/ordokafka/ordo/pkg/devbroker"
 	"github.com/ordokafka/ordo/pkg/ordo"
+	"github.com/ordokafka/ordo/pkg/store"
 	"github.com/ordokafka/ordo/pkg/topics"
 	"github.com/ordokafka/ordo/processors/example"
 )
@@ -44,11 +46,17 @@ type DevCmd struct {
 	Workers         int
 	LogLevel        string
 	Pprof           bool
+	// RedisURL runs the pipeline on Redis (the redis-ledger processor, the
+	// Redis store as fencer); PostgresDSN on PostgreSQL (the postgres
+	// processor, tables migrated at start). Neither: in memory.
+	RedisURL    string
+	PostgresDSN string
 
 	Out io.Writer
 
 	in        *interrupts // a signal during the drain stops at once; nil: none
 	set       *topics.Set // loaded by Validate
+	spec      *storeSpec  // checked by Validate
 	validated bool
 }
 
@@ -64,11 +72,19 @@ pipeline on --topic. With --demo, a generator produces keyed order events (one i
 is printed every second; Prometheus metrics are served on --metrics-addr, with the
 group's lag from the broker (ordo_consumer_lag_*, status window 30s), /healthz,
 /readyz (the consumer's readiness) and, with --pprof, /debug/pprof/. Watch the
-lag with: ordo lag --brokers 127.0.0.1:9092 --group ordo-dev --watch`,
+lag with: ordo lag --brokers 127.0.0.1:9092 --group ordo-dev --watch
+
+The pipeline applies each event once, fenced: in memory by default (the example
+processor behind an in-memory idempotency store); with --redis-url, the
+redis-ledger processor appends each event to a per-customer Redis list; with
+--postgres-dsn, the postgres processor upserts each event into ordo_events
+(the tables are created at start). Passwords in either are never printed.`,
 		Example: `  ordo dev --demo                        # broker, topics, demo producer, example pipeline
   ordo dev --demo --rate 500 --work 10ms  # slower processing: watch the lag
   ordo dev --broker-only                  # only the broker and the topics, for your own clients
-  ordo dev --demo --duration 30s          # drain and stop after 30 seconds`,
+  ordo dev --demo --duration 30s          # drain and stop after 30 seconds
+  ordo dev --demo --redis-url redis://127.0.0.1:6379/0                                # on Redis (redis-ledger)
+  ordo dev --demo --postgres-dsn postgres://postgres@127.0.0.1:5432/ordo?sslmode=disable  # on PostgreSQL`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := validated(d.Validate()); err != nil {
@@ -96,6 +112,8 @@ lag with: ordo lag --brokers 127.0.0.1:9092 --group ordo-dev --watch`,
 	f.IntVar(&d.Workers, "workers", ordo.DefaultWorkersPerPartition, "workers per partition")
 	f.StringVar(&d.LogLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	f.BoolVar(&d.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on --metrics-addr")
+	f.StringVar(&d.RedisURL, "redis-url", "", "run the pipeline on Redis: redis://[:password@]host:port[/db]")
+	f.StringVar(&d.PostgresDSN, "postgres-dsn", "", "run the pipeline on PostgreSQL: postgres://user[:password]@host:port/db")
 	return cmd
 }
 
@@ -149,6 +167,15 @@ func (d *DevCmd) Validate() error {
 	if strings.TrimSpace(d.Group) == "" && !d.BrokerOnly {
 		bad("group", "must not be empty")
 	}
+	fc := d.fileConfig()
+	if d.RedisURL != "" && d.PostgresDSN != "" {
+		bad("postgres-dsn", "and --redis-url are exclusive: the pipeline runs on one store")
+	}
+	flagOf := map[string]string{"redis_url": "redis-url", "postgres_dsn": "postgres-dsn"}
+	d.spec = fc.checkStore(func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("--"+cmp.Or(flagOf[key], key)+" "+format, args...))
+	})
+	d.spec.inbox, d.spec.fences, d.spec.fresh = "ordo_dev_inbox", "ordo_dev_fence", true
 	d.set = nil
 	switch {
 	case d.TopicsDir == "" && !d.BrokerOnly:
@@ -171,6 +198,18 @@ func (d *DevCmd) Validate() error {
 	}
 	d.validated = len(errs) == 0
 	return errors.Join(errs...)
+}
+
+// fileConfig is the store configuration of the dev pipeline.
+func (d *DevCmd) fileConfig() *FileConfig {
+	fc := &FileConfig{Processor: "example", Store: storeMemory, StorePrefix: "ordo-dev:" + d.Group + ":", PostgresTable: "ordo_dev_events"}
+	switch {
+	case d.RedisURL != "":
+		fc.Processor, fc.Store, fc.RedisURL = "redis-ledger", storeRedis, d.RedisURL
+	case d.PostgresDSN != "":
+		fc.Processor, fc.Store, fc.PostgresDSN = "postgres", storePostgres, d.PostgresDSN
+	}
+	return fc
 }
 
 // checkHostPort accepts host:port with a numeric port (0: any free port).
@@ -246,13 +285,31 @@ func (d *DevCmd) Run(ctx context.Context) error {
 	}
 
 	ordering, _ := ordo.ParseOrdering(d.Ordering)
-	proc := example.New(example.Options{Work: d.Work})
+	be, err := openBackends(ctx, d.spec, true, 10*time.Second, log)
+	if err != nil {
+		return err
+	}
+	defer be.Close()
+	fc := d.fileConfig()
+	var proc ordo.Processor
+	var exampleProc *example.Processor
+	if fc.Processor == "example" {
+		exampleProc = example.New(example.Options{Work: d.Work})
+		proc = exampleProc
+	} else if proc, err = processorFor(fc.Processor, fc, log, be); err != nil {
+		return err
+	}
+	if d.Work > 0 && exampleProc == nil {
+		proc = withWork(proc, d.Work)
+	}
 	cons, err := ordo.New(ordo.Config{
 		Brokers:             []string{broker.Addr()},
 		Group:               d.Group,
 		Topics:              []string{d.Topic},
 		Processor:           proc,
-		ProcessorName:       "example",
+		Middleware:          be.mws,
+		Fencer:              be.fencer,
+		ProcessorName:       fc.Processor,
 		Ordering:            ordering,
 		WorkersPerPartition: d.Workers,
 		Logger:              log,
@@ -263,6 +320,9 @@ func (d *DevCmd) Run(ctx context.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	for _, c := range be.collector {
+		cons.Registry().MustRegister(c)
 	}
 	var ms *metricsServer
 	if d.MetricsAddr != "" {
@@ -284,8 +344,12 @@ func (d *DevCmd) Run(ctx context.Context) error {
 	if err := cons.Start(context.Background()); err != nil { // stop is explicit, below: drain, not cancel
 		return err
 	}
-	fmt.Fprintf(d.Out, "ordo dev: group %q consuming %q with the example processor (%s order, %d workers per partition)\n",
-		d.Group, d.Topic, ordering, d.Workers)
+	where := "in memory"
+	if d.spec.redacted != "" {
+		where = "on " + d.spec.kind + " at " + d.spec.redacted
+	}
+	fmt.Fprintf(d.Out, "ordo dev: group %q consuming %q with the %s processor, %s, fenced (%s order, %d workers per partition)\n",
+		d.Group, d.Topic, fc.Processor, where, ordering, d.Workers)
 
 	var wg sync.WaitGroup
 	gen := &generator{topic: d.Topic, rate: d.Rate, customers: d.Customers, malformedEvery: d.MalformedEvery,
@@ -308,7 +372,15 @@ func (d *DevCmd) Run(ctx context.Context) error {
 	stopBackground()
 	wg.Wait()
 	lanes, stopErr := drainStop(cons, d.Out, "ordo dev", d.ShutdownTimeout, "--shutdown-timeout", d.in)
-	stopReport(d.Out, "ordo dev", cons.Stats(), lanes, gen.Produced(), fmt.Sprintf(" order-violations=%d", proc.Violations()))
+	extra := ""
+	if exampleProc != nil {
+		extra = fmt.Sprintf(" order-violations=%d", exampleProc.Violations())
+	}
+	if st, ok := be.fencer.(store.Store); ok {
+		s := st.Stats()
+		extra += fmt.Sprintf(" store=%s applied=%d duplicates=%d fenced=%d store-errors=%d", d.spec.kind, s.Applied, s.Duplicates, s.Fenced, s.Errors)
+	}
+	stopReport(d.Out, "ordo dev", cons.Stats(), lanes, gen.Produced(), extra)
 	return stopErr
 }
 
@@ -340,4 +412,19 @@ func devChain(set *topics.Set, topic, group string) ([]topics.TopicSpec, []time.
 	c.Topic, c.Group = t.Name, group
 	specs = append(specs, t.ChainSpecs(c)...)
 	return specs, c.Retry.Delays
+}
+
+// withWork makes each call of p take at least work first (the demo's
+// simulated processing time), honoring ctx.
+func withWork(p ordo.Processor, work time.Duration) ordo.Processor {
+	return ordo.ProcessorFunc(func(ctx context.Context, r *kgo.Record) error {
+		t := time.NewTimer(work)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+		return p.Process(ctx, r)
+	})
 }

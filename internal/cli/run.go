@@ -17,21 +17,29 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ordokafka/ordo/pkg/ordo"
+	"github.com/ordokafka/ordo/pkg/store"
 	"github.com/ordokafka/ordo/processors/example"
 	"github.com/ordokafka/ordo/processors/logproc"
 )
 
 // builtinProcessors are the names processorFor knows.
-var builtinProcessors = []string{"example", "log"}
+var builtinProcessors = []string{"example", "log", "redis-ledger", "postgres", "webhook"}
 
 // processorFor builds a built-in processor by name. The registry is
-// explicit: a new processor package adds a case here.
-func processorFor(name string, fc *FileConfig, log *slog.Logger) (ordo.Processor, error) {
+// explicit: a new processor package adds a case here. be holds the opened
+// store of the processors that write through one; with be nil (Validate,
+// before anything connects) those return a stand-in that is never run.
+func processorFor(name string, fc *FileConfig, log *slog.Logger, be *backends) (ordo.Processor, error) {
 	switch name {
 	case "example":
 		return example.New(example.Options{Work: fc.ExampleWork}), nil
 	case "log":
 		return logproc.New(log), nil
+	case "redis-ledger", "postgres", "webhook":
+		if be == nil {
+			return ordo.ProcessorFunc(func(context.Context, *kgo.Record) error { return errors.New("not opened") }), nil
+		}
+		return be.processor(name, fc)
 	}
 	return nil, fmt.Errorf("%q is not built in (built in: %s)", name, strings.Join(builtinProcessors, ", "))
 }
@@ -101,6 +109,7 @@ type RunCmd struct {
 	rc            *runConfig
 	fc            *FileConfig
 	cfg           ordo.Config
+	spec          *storeSpec
 	log           *slog.Logger
 }
 
@@ -141,7 +150,11 @@ flag), before anything connects.`,
 	f.StringSlice("brokers", nil, "seed brokers, host:port (repeat or comma-separate); key brokers")
 	f.String("group", "", "consumer group; key group")
 	f.StringSlice("topic", nil, "topic to consume (repeat or comma-separate); key topics")
-	f.String("processor", "", "built-in processor: example, log; key processor")
+	f.String("processor", "", "built-in processor: example, log, redis-ledger, postgres, webhook; key processor")
+	f.String("store", "", "idempotency store: memory, redis, postgres; key store")
+	f.String("redis-url", "", "Redis of store redis: redis://[:password@]host:port[/db]; key redis_url")
+	f.String("postgres-dsn", "", "PostgreSQL of store postgres: postgres://user[:password]@host:port/db; key postgres_dsn")
+	f.String("webhook-url", "", "endpoint of processor webhook; key webhook_url")
 	f.String("start", "", "where partitions with no committed offset begin: earliest (default), latest, an RFC 3339 time or an offset; key start")
 	f.String("offsets-lost", "", "when retention deleted records past the committed offset: earliest (default: resume at the log start), latest, fail; key offsets_lost")
 	f.String("metrics-addr", defaultMetricsAddr, `address of the Prometheus /metrics endpoint ("": none); key metrics_addr`)
@@ -218,9 +231,10 @@ func (r *RunCmd) Validate() error {
 	var proc ordo.Processor
 	if fc.Processor == "" {
 		bad("processor", "is required (built in: %s)", strings.Join(builtinProcessors, ", "))
-	} else if proc, err = processorFor(fc.Processor, fc, r.log); err != nil {
+	} else if proc, err = processorFor(fc.Processor, fc, r.log, nil); err != nil {
 		bad("processor", "%v", err)
 	}
+	spec := fc.checkStore(bad)
 	cfg := fc.consumerConfig(proc, ordering, start, r.log)
 	// ordo.New validates every field without connecting; build a
 	// throwaway to check now.
@@ -236,7 +250,7 @@ func (r *RunCmd) Validate() error {
 	if fc.ConnectTimeout == 0 {
 		fc.ConnectTimeout = ordo.DefaultConnectTimeout
 	}
-	r.rc, r.fc, r.cfg = rc, fc, cfg
+	r.rc, r.fc, r.cfg, r.spec = rc, fc, cfg, spec
 	return nil
 }
 
@@ -244,9 +258,30 @@ func (r *RunCmd) Validate() error {
 // commits within shutdown_timeout; a second signal stops at once. A drain
 // that did not finish is an error naming what it abandoned.
 func (r *RunCmd) Run(ctx context.Context) error {
-	cons, err := ordo.New(r.cfg)
+	be, err := openBackends(ctx, r.spec, false, r.fc.ConnectTimeout, r.log)
 	if err != nil {
 		return err
+	}
+	defer be.Close() // after the consumer stopped: its last writes go through the store
+	cfg := r.cfg
+	if cfg.Processor, err = processorFor(r.fc.Processor, r.fc, r.log, be); err != nil {
+		return err
+	}
+	cfg.Fencer = be.fencer
+	cfg.Middleware = append(cfg.Middleware, be.mws...)
+	cons, err := ordo.New(cfg)
+	if err != nil {
+		return err
+	}
+	for _, c := range be.collector {
+		cons.Registry().MustRegister(c)
+	}
+	if r.spec.kind != storeNone {
+		where := ""
+		if r.spec.redacted != "" {
+			where = " at " + r.spec.redacted
+		}
+		fmt.Fprintf(r.Out, "ordo run: store %s%s\n", r.spec.kind, where)
 	}
 	if addr := *r.fc.MetricsAddr; addr != "" {
 		ms, err := serveMetrics(addr, cons.Registry(), r.log, httpOpts{ready: cons.Ready, pprof: r.fc.Pprof})
@@ -297,6 +332,11 @@ func (r *RunCmd) Run(ctx context.Context) error {
 	stopProgress()
 	<-done
 	lanes, err := drainStop(cons, r.Out, "ordo run", r.fc.ShutdownTimeout, r.rc.name("shutdown_timeout", -1), r.in)
-	stopReport(r.Out, "ordo run", cons.Stats(), lanes, -1, "")
+	extra := ""
+	if st, ok := be.fencer.(store.Store); ok {
+		s := st.Stats()
+		extra = fmt.Sprintf(" store=%s applied=%d duplicates=%d fenced=%d store-errors=%d", r.spec.kind, s.Applied, s.Duplicates, s.Fenced, s.Errors)
+	}
+	stopReport(r.Out, "ordo run", cons.Stats(), lanes, -1, extra)
 	return err
 }

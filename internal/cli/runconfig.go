@@ -76,6 +76,27 @@ type FileConfig struct {
 	LogLevel string
 	// ExampleWork is the example processor's simulated work per event.
 	ExampleWork time.Duration
+
+	// Store is the idempotency store: memory, redis or postgres ("": the
+	// processor's default).
+	Store          string
+	RedisURL       string
+	PostgresDSN    string
+	StorePrefix    string
+	PostgresTable  string
+	DedupHeader    string
+	DedupTTL       time.Duration
+	WebhookURL     string
+	WebhookTimeout time.Duration
+	Breaker        struct {
+		Failures int
+		OpenFor  time.Duration
+		Probes   int
+	}
+	RateLimit struct {
+		PerSecond float64
+		Burst     int
+	}
 }
 
 // Defaults of the command's own keys (ordo.Config's are ordo's).
@@ -148,6 +169,20 @@ var runKeys = []runKey{
 	{"pprof", "", "pprof", func(c *FileConfig) any { return &c.Pprof }},
 	{"log_level", "", "log-level", func(c *FileConfig) any { return &c.LogLevel }},
 	{"example_work", "", "", func(c *FileConfig) any { return &c.ExampleWork }},
+	{"store", "", "store", func(c *FileConfig) any { return &c.Store }},
+	{"redis_url", "", "redis-url", func(c *FileConfig) any { return &c.RedisURL }},
+	{"postgres_dsn", "", "postgres-dsn", func(c *FileConfig) any { return &c.PostgresDSN }},
+	{"store_prefix", "", "", func(c *FileConfig) any { return &c.StorePrefix }},
+	{"postgres_table", "", "", func(c *FileConfig) any { return &c.PostgresTable }},
+	{"dedup_header", "", "", func(c *FileConfig) any { return &c.DedupHeader }},
+	{"dedup_ttl", "", "", func(c *FileConfig) any { return &c.DedupTTL }},
+	{"webhook_url", "", "webhook-url", func(c *FileConfig) any { return &c.WebhookURL }},
+	{"webhook_timeout", "", "", func(c *FileConfig) any { return &c.WebhookTimeout }},
+	{"breaker.failures", "", "", func(c *FileConfig) any { return &c.Breaker.Failures }},
+	{"breaker.open_for", "", "", func(c *FileConfig) any { return &c.Breaker.OpenFor }},
+	{"breaker.probes", "", "", func(c *FileConfig) any { return &c.Breaker.Probes }},
+	{"rate_limit.per_second", "", "", func(c *FileConfig) any { return &c.RateLimit.PerSecond }},
+	{"rate_limit.burst", "", "", func(c *FileConfig) any { return &c.RateLimit.Burst }},
 }
 
 // keyByName, keyByField, keyByEnv and keyByFlag index runKeys.
@@ -361,9 +396,9 @@ func unknownKey(path, key string) error {
 // decodeValue reads v (from YAML, the environment or a flag) into dst, a
 // pointer into FileConfig: *string, **string (a string whose absence
 // differs from ""), *[]string (a YAML list or a comma-separated string),
-// *int, *int64, *bool, *time.Duration (a Go duration with its unit) or
-// *[]time.Duration (a list of them, like *[]string). A YAML
-// null leaves dst as it is.
+// *int, *int64, *float64, *bool, *time.Duration (a Go duration with its
+// unit) or *[]time.Duration (a list of them, like *[]string). A YAML null
+// leaves dst as it is.
 func decodeValue(v, dst any) error {
 	if v == nil {
 		return nil
@@ -403,6 +438,8 @@ func decodeValue(v, dst any) error {
 		}
 	case *bool:
 		*dst, err = boolean(v)
+	case *float64:
+		*dst, err = number(v)
 	default:
 		err = fmt.Errorf("internal error: runKeys has no decoder for %T", dst) // caught by TestRunConfigEveryKeyFromFileAndEnv
 	}
@@ -503,6 +540,30 @@ func boolean(v any) (bool, error) {
 		return b, nil
 	}
 	return false, fmt.Errorf("want true or false, got %v", v)
+}
+
+func number(v any) (float64, error) {
+	switch v := v.(type) {
+	case int:
+		return float64(v), nil
+	case int64:
+		return float64(v), nil
+	case uint64:
+		return float64(v), nil
+	case float64:
+		return v, nil
+	case string:
+		s := strings.TrimSpace(v)
+		if s == "" {
+			return 0, nil
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			return 0, fmt.Errorf("want a number, got %q", v)
+		}
+		return f, nil
+	}
+	return 0, fmt.Errorf("want a number, got %v", v)
 }
 
 func duration(v any) (time.Duration, error) {

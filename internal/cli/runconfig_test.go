@@ -150,6 +150,17 @@ metrics_addr: ""
 pprof: true
 log_level: warn
 example_work: 1ms
+store: memory
+redis_url: redis://localhost:6379/0
+postgres_dsn: postgres://u@h/db
+store_prefix: p
+postgres_table: events
+dedup_header: msg-id
+dedup_ttl: 1h
+webhook_url: http://h/x
+webhook_timeout: 2s
+breaker: {failures: 3, open_for: 2s, probes: 2}
+rate_limit: {per_second: 2.5, burst: 3}
 `
 	var env []string
 	for line := range strings.SplitSeq(strings.TrimSpace(body), "\n") {
@@ -157,6 +168,14 @@ example_work: 1ms
 		if k == "retry" {
 			env = append(env, "ORDO_RETRY_MAX_ATTEMPTS=3", "ORDO_RETRY_INITIAL_BACKOFF=10ms", "ORDO_RETRY_MAX_BACKOFF=1s", "ORDO_RETRY_HOLD_DELAY=2s",
 				"ORDO_RETRY_TIERS=1m,10m", "ORDO_RETRY_TIER_ATTEMPTS=2")
+			continue
+		}
+		if k == "breaker" {
+			env = append(env, "ORDO_BREAKER_FAILURES=3", "ORDO_BREAKER_OPEN_FOR=2s", "ORDO_BREAKER_PROBES=2")
+			continue
+		}
+		if k == "rate_limit" {
+			env = append(env, "ORDO_RATE_LIMIT_PER_SECOND=2.5", "ORDO_RATE_LIMIT_BURST=3")
 			continue
 		}
 		v = strings.Trim(v, `[]"`)
@@ -179,6 +198,15 @@ example_work: 1ms
 		fc := r.fc
 		if fc.ClientID != "cid" || fc.InstanceID != "pod-1" || *fc.MetricsAddr != "" || fc.LogLevel != "warn" || fc.ExampleWork != time.Millisecond || fc.Processor != "example" || !fc.Pprof {
 			t.Errorf("command keys %+v", fc)
+		}
+		if fc.Store != "memory" || fc.RedisURL != "redis://localhost:6379/0" || fc.PostgresDSN != "postgres://u@h/db" || fc.StorePrefix != "p" ||
+			fc.PostgresTable != "events" || fc.DedupHeader != "msg-id" || fc.DedupTTL != time.Hour || fc.WebhookURL != "http://h/x" ||
+			fc.WebhookTimeout != 2*time.Second || fc.Breaker.Failures != 3 || fc.Breaker.OpenFor != 2*time.Second || fc.Breaker.Probes != 2 ||
+			fc.RateLimit.PerSecond != 2.5 || fc.RateLimit.Burst != 3 {
+			t.Errorf("store keys %+v", fc)
+		}
+		if r.spec.kind != "memory" || r.spec.keys.Header != "msg-id" || r.spec.rate != 2.5 {
+			t.Errorf("store spec %+v", r.spec)
 		}
 	}
 	t.Run("file", func(t *testing.T) {
@@ -278,7 +306,7 @@ func TestRunConfigEveryBadValueReported(t *testing.T) {
 			`--topic entry 2: repeats topic "a"`,
 			`--metrics-addr: "nope": want host:port (or "" to serve no metrics)`,
 			`--log-level: "loud": want debug, info, warn or error`,
-			`--processor: "nope" is not built in (built in: example, log)`,
+			`--processor: "nope" is not built in (built in: example, log, redis-ledger, postgres, webhook)`,
 		}
 		if len(lines) != len(want) {
 			t.Fatalf("%d errors, want %d:\n%v", len(lines), len(want), err)
@@ -340,7 +368,7 @@ func TestRunConfigMissingKeysSayHowToSetThem(t *testing.T) {
 		"brokers: is required (host:port of at least one seed broker) (set brokers in the --config file or with ORDO_BROKERS or --brokers)",
 		"group: is required (set group in the --config file or with ORDO_GROUP or --group)",
 		"topics: is required (at least one topic) (set topics in the --config file or with ORDO_TOPICS or --topic)",
-		"processor: is required (built in: example, log) (set processor in the --config file or with ORDO_PROCESSOR or --processor)",
+		"processor: is required (built in: example, log, redis-ledger, postgres, webhook) (set processor in the --config file or with ORDO_PROCESSOR or --processor)",
 	}
 	lines := errorLines(err)
 	if len(lines) != len(want) {

@@ -52,7 +52,14 @@ const (
 	ScenarioPCUnordered = "pc-volume-unordered"
 	// ScenarioRedisLedger and ScenarioPostgresInbox need a service (see
 	// RedisAddrVar, PostgresDSNVar); without it they are skipped, noted.
-	ScenarioRedisLedger   = "redis-ledger"
+	ScenarioRedisLedger = "redis-ledger"
+	// ScenarioPoison and ScenarioPoisonNoop: the other keys' rate with 1%
+	// of the keys failing through the whole retry chain, against the same
+	// run without poison; ScenarioTierIdle: the CPU of a consumer holding
+	// 100,000 records in a 5-minute retry tier.
+	ScenarioPoison        = "poison-1pct"
+	ScenarioPoisonNoop    = "poison-1pct-noop"
+	ScenarioTierIdle      = "tier-idle"
 	ScenarioPostgresInbox = "postgres-inbox"
 )
 
@@ -65,7 +72,15 @@ const (
 	quickNoopRecords   = 100_000
 	quickNoopRounds    = 1
 	quickPCRecords     = 1000
-	quickStoreRecords  = 20_000
+
+	defaultPoisonRecords   = 1_000_000
+	defaultPoisonRounds    = 5
+	quickPoisonRecords     = 50_000
+	defaultTierIdleRecords = 100_000
+	quickTierIdleRecords   = 10_000
+	poisonWork             = time.Millisecond
+	poisonWorkers          = 16
+	quickStoreRecords      = 20_000
 
 	pcConcurrency      = 100
 	pcMaxWork          = 5 * time.Millisecond
@@ -97,7 +112,8 @@ var pcScenarios = map[string]pcScenario{
 // Names returns every scenario, in the order they run.
 func Names() []string {
 	return []string{ScenarioNoop, ScenarioInProc, ScenarioPCKey1, ScenarioPCKey10, ScenarioPCKey100, ScenarioPCKey1000,
-		ScenarioPCKey10000, ScenarioPCPartition, ScenarioPCUnordered, ScenarioRedisLedger, ScenarioPostgresInbox}
+		ScenarioPCKey10000, ScenarioPCPartition, ScenarioPCUnordered, ScenarioPoison, ScenarioPoisonNoop, ScenarioTierIdle,
+		ScenarioRedisLedger, ScenarioPostgresInbox}
 }
 
 // Select returns the scenarios that a comma-separated list of name prefixes
@@ -162,6 +178,9 @@ type Options struct {
 	// NoopRecords, Rounds, PCRecords and StoreRecords override the sizes
 	// (0: the default of the mode).
 	NoopRecords, Rounds, PCRecords, StoreRecords int
+	// PoisonRecords overrides the size of poison-1pct-noop (poison-1pct
+	// reads a fifth of it) and of tier-idle.
+	PoisonRecords int
 	// Exe and Env are the ordo binary that runs the children of
 	// noop-throughput and the environment added for them. Default: this
 	// executable.
@@ -216,7 +235,14 @@ type Result struct {
 	TimerLateMeanMs float64  `json:"timer_late_mean_ms,omitempty"`
 	SleptRatio      float64  `json:"slept_ratio,omitempty"`
 	PublishedS      *float64 `json:"published_s,omitempty"`
-	Violations      *int64   `json:"order_violations,omitempty"`
+	// poison-1pct: the poisoned records (each dead-lettered).
+	Poisoned int `json:"poisoned_records,omitempty"`
+	// tier-idle: goroutines with the records waiting and with none, and
+	// the heap in use.
+	Goroutines     int     `json:"goroutines,omitempty"`
+	IdleGoroutines int     `json:"idle_goroutines,omitempty"`
+	HeapMiB        float64 `json:"heap_mib,omitempty"`
+	Violations     *int64  `json:"order_violations,omitempty"`
 
 	// redis-ledger and postgres-inbox: a write's latency during Ordo's
 	// runs, and (redis) of one write alone, by hand and through the store.
@@ -253,7 +279,7 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	}
 	want := map[string]bool{}
 	for _, n := range names {
-		if n != ScenarioNoop && n != ScenarioInProc && n != ScenarioRedisLedger && n != ScenarioPostgresInbox && pcScenarios[n] == (pcScenario{}) {
+		if !slices.Contains(Names(), n) {
 			return Report{}, fmt.Errorf("bench: unknown scenario %q", n)
 		}
 		want[n] = true
@@ -283,6 +309,10 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 			r, err = runNoop(ctx, opts)
 		case ScenarioInProc:
 			r, err = runInProc(ctx, opts)
+		case ScenarioPoison, ScenarioPoisonNoop:
+			r, err = runPoison(ctx, opts, name)
+		case ScenarioTierIdle:
+			r, err = runTierIdle(ctx, opts)
 		case ScenarioRedisLedger:
 			r, err = runRedisLedger(ctx, opts)
 		case ScenarioPostgresInbox:
@@ -458,6 +488,76 @@ func runPC(ctx context.Context, opts Options, name, broker string) (Result, erro
 	return r, nil
 }
 
+func runPoison(ctx context.Context, opts Options, name string) (Result, error) {
+	cfg := PoisonConfig{
+		Records:  pick(opts.PoisonRecords, quickPoisonRecords, defaultPoisonRecords, opts.Quick),
+		Rounds:   pick(opts.Rounds, quickNoopRounds, defaultPoisonRounds, opts.Quick),
+		Seed:     opts.Seed,
+		Progress: opts.Progress,
+	}
+	what := "a no-op processor"
+	if name == ScenarioPoison {
+		cfg.Work = poisonWork
+		cfg.Records /= 5 // the calls take time: a run of about a second
+		what = fmt.Sprintf("a processor whose calls take %s (a sink's round trip), %d workers per partition", poisonWork, poisonWorkers)
+	}
+	pr, err := PoisonThroughput(ctx, cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	cfg = cfg.withDefaults()
+	r := Result{
+		Name:     name,
+		Value:    pr.PoisonRate,
+		Baseline: pr.CleanRate,
+		Ratio:    ratio(pr.PoisonRate, pr.CleanRate),
+		Unit:     unitRecordsPerSecond,
+		Records:  pr.Records,
+		Poisoned: pr.Poisoned,
+		OrdoRuns: roundAll(pr.PoisonRuns),
+		RawRuns:  roundAll(pr.CleanRuns),
+		Detail: fmt.Sprintf("records/s of the keys that do not fail, with every record of 1 key in %d failing every call through the whole chain "+
+			"(%d calls in place, tiers %v, then the dead-letter topic), against the same topic read clean by a new group; %s; "+
+			"%d partitions, %d keys; broker (kfake) in the process; median of %d runs each, alternated",
+			cfg.PoisonEvery, poisonRetry.MaxAttempts, poisonRetry.Tiers, what, cfg.Partitions, cfg.Keys, cfg.Rounds),
+	}
+	fmt.Fprintf(opts.Progress, "%s: other keys %s records/s with poison, %s without (%.2fx)\n", name, groupDigits(r.Value), groupDigits(r.Baseline), r.Ratio)
+	return r, nil
+}
+
+func roundAll(v []float64) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = math.Round(x)
+	}
+	return out
+}
+
+func runTierIdle(ctx context.Context, opts Options) (Result, error) {
+	cfg := TierIdleConfig{Records: pick(opts.PoisonRecords, quickTierIdleRecords, defaultTierIdleRecords, opts.Quick), Progress: opts.Progress}
+	if opts.Quick {
+		cfg.Window = 3 * time.Second
+	}
+	tr, err := TierIdle(ctx, cfg)
+	if err != nil {
+		return Result{}, err
+	}
+	cfg = cfg.withDefaults()
+	return Result{
+		Name:           ScenarioTierIdle,
+		Value:          tr.CPU,
+		Baseline:       tr.IdleCPU,
+		Ratio:          ratio(tr.CPU, tr.IdleCPU),
+		Unit:           "cores",
+		Records:        tr.Records,
+		Goroutines:     tr.Goroutines,
+		IdleGoroutines: tr.IdleGoroutines,
+		HeapMiB:        math.Round(tr.HeapMiB*10) / 10,
+		Detail: fmt.Sprintf("CPU (cores, from getrusage over %s) of a process whose consumer holds %d records not due for 5 minutes in a retry tier, "+
+			"against the same consumer with nothing to do; broker (kfake) in the process, counted in both", cfg.Window, tr.Records),
+	}, nil
+}
+
 // WriteJSON writes the report as `ordo bench --out` does.
 func WriteJSON(w io.Writer, rep Report) error {
 	if rep.Scenarios == nil {
@@ -477,6 +577,14 @@ func WriteTable(w io.Writer, rep Report) error {
 		switch {
 		case r.Skipped != "":
 			fmt.Fprintf(tw, "%s\t-\t-\t-\tskipped: %s\n", r.Name, r.Skipped)
+			continue
+		case r.Name == ScenarioPoison || r.Name == ScenarioPoisonNoop:
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fx\t%s\n", r.Name, "poison "+groupDigits(r.Value)+" rec/s", "clean "+groupDigits(r.Baseline)+" rec/s", r.Ratio,
+				fmt.Sprintf("the other keys' records/s; %s records, %s poisoned, all dead-lettered; median of %d", groupDigits(float64(r.Records)), groupDigits(float64(r.Poisoned)), len(r.OrdoRuns)))
+			continue
+		case r.Name == ScenarioTierIdle:
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fx\t%s\n", r.Name, fmt.Sprintf("%.2f%% CPU", r.Value*100), fmt.Sprintf("idle %.2f%% CPU", r.Baseline*100), r.Ratio,
+				fmt.Sprintf("%s records waiting in a 5-minute tier; %d goroutines (%d idle); heap %.0f MiB", groupDigits(float64(r.Records)), r.Goroutines, r.IdleGoroutines, r.HeapMiB))
 			continue
 		case r.Name == ScenarioRedisLedger || r.Name == ScenarioPostgresInbox:
 			value = "ordo " + groupDigits(r.Value) + " rec/s"

@@ -51,6 +51,8 @@ func newBenchCmd(out io.Writer) *cobra.Command {
                        process, alternated --rounds times (default 5, 1 with
                        --quick), median of each.
                        value = Ordo records/s, baseline = raw franz-go records/s.
+  inproc-throughput    the same comparison in one process with the broker
+                       (kfake), as a user's own harness would run it.
   pc-volume-key-N      Confluent Parallel Consumer's published volume test:
   pc-volume-partition  10,000 records on one partition, 0-5 ms each (seeded),
   pc-volume-unordered  concurrency 100, in key order with N keys, partition
@@ -58,12 +60,24 @@ func newBenchCmd(out io.Writer) *cobra.Command {
                        record handed to a processor to the last one marked;
                        baseline = the limit no scheduler can beat, from the
                        durations drawn: max(sum/100, longest serial chain).
+  poison-1pct          the records/s of the keys that do not fail, with every
+  poison-1pct-noop     record of 1% of the keys failing through the whole
+                       retry chain to the dead-letter topic, against the same
+                       topic read clean: calls of 1 ms (200,000 records), or
+                       a no-op processor (1,000,000 records).
+  tier-idle            CPU of a process holding 100,000 records in a 5-minute
+                       retry tier, against the same consumer idle.
+  redis-ledger         the redis-ledger processor and the PostgreSQL inbox
+  postgres-inbox       against a hand-written loop doing the same writes
+                       (need ORDO_TEST_REDIS_ADDR / ORDO_TEST_POSTGRES_DSN;
+                       skipped with a note without them).
 
 --quick runs a small version of each (a CI smoke test, under 30 s).`,
 		Example: `  ordo bench --quick                           # the smoke run, under 30 s
   ordo bench --out .bench/results.json         # the full run, results as JSON too
   ordo bench --scenarios noop --rounds 3       # only noop-throughput, 3 alternations
-  ordo bench --scenarios pc-volume-key --seed 7`,
+  ordo bench --scenarios pc-volume-key --seed 7
+  ordo bench --scenarios poison,tier-idle      # the retry chain's two targets`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := validated(b.Validate()); err != nil {

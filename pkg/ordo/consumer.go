@@ -228,6 +228,11 @@ func (c *Consumer) Start(ctx context.Context) error {
 		// of no-op throughput, so they are opt-in: see docs/metrics.md.
 		kgo.WithLogger(c.logs.kgoLogger()),
 		kgo.WithHooks(&brokerHooks{c: c}),
+		// A partition resumed after a pause (a budget, a tier's due time)
+		// is fetched with the next fetch request; the one in flight may
+		// wait this long for data first. franz-go's default is 5s: a
+		// resumed partition could sit idle that long. KgoOpts may change it.
+		kgo.FetchMaxWait(DefaultFetchMaxWait),
 	}
 	opts = append(opts, cfg.KgoOpts...)
 	// What Ordo's guarantees rest on comes last, so that no KgoOpt can

@@ -378,7 +378,7 @@ func (d *DevCmd) Run(ctx context.Context) error {
 	}
 	if st, ok := be.fencer.(store.Store); ok {
 		s := st.Stats()
-		extra += fmt.Sprintf(" store=%s applied=%d duplicates=%d fenced=%d store-errors=%d", d.spec.kind, s.Applied, s.Duplicates, s.Fenced, s.Errors)
+		extra += fmt.Sprintf(" store=%s applied=%d duplicates=%d fenced=%d failed-writes=%d", d.spec.kind, s.Applied, s.Duplicates, s.Fenced, s.Errors)
 	}
 	stopReport(d.Out, "ordo dev", cons.Stats(), lanes, gen.Produced(), extra)
 	return stopErr

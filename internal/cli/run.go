@@ -335,7 +335,7 @@ func (r *RunCmd) Run(ctx context.Context) error {
 	extra := ""
 	if st, ok := be.fencer.(store.Store); ok {
 		s := st.Stats()
-		extra = fmt.Sprintf(" store=%s applied=%d duplicates=%d fenced=%d store-errors=%d", r.spec.kind, s.Applied, s.Duplicates, s.Fenced, s.Errors)
+		extra = fmt.Sprintf(" store=%s applied=%d duplicates=%d fenced=%d failed-writes=%d", r.spec.kind, s.Applied, s.Duplicates, s.Fenced, s.Errors)
 	}
 	stopReport(r.Out, "ordo run", cons.Stats(), lanes, -1, extra)
 	return err

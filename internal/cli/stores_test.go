@@ -133,7 +133,7 @@ func TestDevOnEachStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			last := finalLine(out.String())
-			m := regexp.MustCompile(`processed=(\d+) .* dlq=0 .*store=` + kind + ` applied=(\d+) duplicates=0 fenced=0 store-errors=0`).FindStringSubmatch(last)
+			m := regexp.MustCompile(`processed=(\d+) .* dlq=0 .*store=` + kind + ` applied=(\d+) duplicates=0 fenced=0 failed-writes=0`).FindStringSubmatch(last)
 			if len(m) != 3 || m[1] != m[2] || m[1] == "0" {
 				t.Errorf("final line %q: want every processed event applied once through the %s store, none dead-lettered", last, kind)
 			}
@@ -220,9 +220,9 @@ func TestRunStoreBackedProcessors(t *testing.T) {
 				if err := <-done; err != nil {
 					t.Fatal(err)
 				}
-				want := "applied=100 duplicates=0 fenced=0 store-errors=0"
+				want := "applied=100 duplicates=0 fenced=0 failed-writes=0"
 				if group == "replay" {
-					want = "applied=0 duplicates=100 fenced=0 store-errors=0"
+					want = "applied=0 duplicates=100 fenced=0 failed-writes=0"
 				}
 				if !strings.Contains(out.String(), "ordo run: stopped. processed=100 ") || !strings.Contains(out.String(), want) {
 					t.Errorf("%s output lacks %q:\n%s", group, want, out.String())

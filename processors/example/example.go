@@ -4,7 +4,9 @@
 // topic in the order they were produced. A malformed event is a permanent
 // failure: it goes to the dead-letter topic with its reason, and nothing
 // else waits for it. A flaky event fails its first calls (fail_first), so
-// the demo shows records moving through the retry tiers.
+// the demo shows records moving through the retry tiers; an event with
+// reject_until_ms is rejected until then, so that it can be redriven from
+// the dead-letter topic once "fixed".
 //
 // Events are JSON, keyed by customer:
 //
@@ -38,6 +40,11 @@ type Event struct {
 	// FailFirst makes the event's first calls fail (retryably): the demo's
 	// way to send records through the retry tiers.
 	FailFirst int `json:"fail_first,omitempty"`
+	// RejectUntilMs (unix milliseconds) makes the event rejected as
+	// permanently failing until then: a stand-in for a bug that a deploy
+	// fixes, so that the demo can show a dead letter redriven after the fix
+	// and applied.
+	RejectUntilMs int64 `json:"reject_until_ms,omitempty"`
 }
 
 // Options configure the processor.
@@ -98,6 +105,9 @@ func (p *Processor) Process(ctx context.Context, r *kgo.Record) error {
 	}
 	if ev.Customer != string(r.Key) {
 		return ordo.Permanent(fmt.Errorf("event at %s/%d@%d: customer %q does not match key %q", r.Topic, r.Partition, r.Offset, ev.Customer, r.Key))
+	}
+	if ev.RejectUntilMs > 0 && time.Now().UnixMilli() < ev.RejectUntilMs {
+		return ordo.Permanent(fmt.Errorf("event %s#%d: rejected until %s (a bug fixed by then)", ev.Customer, ev.Seq, time.UnixMilli(ev.RejectUntilMs).UTC().Format(time.RFC3339)))
 	}
 	info, _ := ordo.InfoFromContext(ctx)
 	if ev.FailFirst > 0 && info.Attempt <= ev.FailFirst {

@@ -70,3 +70,15 @@ func TestProcessWorkHonoursCancellation(t *testing.T) {
 		t.Fatalf("err %v, want context.Canceled", err)
 	}
 }
+
+func TestRejectUntilThenApplied(t *testing.T) {
+	p := New(Options{})
+	ev := Event{Customer: "r-1", Seq: 1, AmountCents: 7, RejectUntilMs: time.Now().Add(time.Hour).UnixMilli()}
+	if err := p.Process(context.Background(), rec("r-1", ev)); !isPermanent(err) {
+		t.Fatalf("before the time: err %v, want a permanent error", err)
+	}
+	ev.RejectUntilMs = time.Now().Add(-time.Millisecond).UnixMilli()
+	if err := p.Process(context.Background(), rec("r-1", ev)); err != nil || p.Balance("r-1") != 7 {
+		t.Fatalf("after the time: err %v, balance %d; want it applied", err, p.Balance("r-1"))
+	}
+}

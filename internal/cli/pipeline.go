@@ -112,8 +112,8 @@ func statsLine(s ordo.Stats, produced int64) string {
 	if produced >= 0 {
 		prod = fmt.Sprintf("produced=%d ", produced)
 	}
-	return fmt.Sprintf("%sprocessed=%d failed=%d tiered=%d dlq=%d in-flight=%d lag=%d paused=%d/%d",
-		prod, s.Processed, s.Errors, s.Tiered, s.DeadLettered, s.InFlight, s.LagRecords, s.Paused, s.Partitions)
+	return fmt.Sprintf("%sprocessed=%d failed=%d tiered=%d waiting=%d dlq=%d in-flight=%d lag=%d paused=%d/%d",
+		prod, s.Processed, s.Errors, s.Tiered, s.Waiting, s.DeadLettered, s.InFlight, s.LagRecords, s.Paused, s.Partitions)
 }
 
 // syncWriter serializes writes from the progress goroutine and the caller.

@@ -165,13 +165,9 @@ func abandoned(lanes []ordo.LaneSnapshot) string {
 // were in flight or lag remained. produced < 0: no producer; extra ends the
 // totals line.
 func stopReport(out io.Writer, name string, s ordo.Stats, lanes []ordo.LaneSnapshot, produced int64, extra string) {
-	s.InFlight, s.LagRecords, s.Paused, s.Partitions = 0, 0, 0, len(lanes)
+	s.InFlight, s.LagRecords, s.Paused, s.Partitions, s.Waiting = 0, 0, 0, 0, 0
 	for _, l := range lanes {
-		s.InFlight += l.InFlight
-		s.LagRecords += l.LagRecords()
-		if l.Paused {
-			s.Paused++
-		}
+		s.AddLane(l)
 	}
 	fmt.Fprintf(out, "%s: stopped. %s%s\n", name, statsLine(s, produced), extra)
 	for _, l := range lanes {

@@ -208,16 +208,19 @@ func TestStopReport(t *testing.T) {
 		{Topic: "orders", Partition: 3, InFlight: 12, Running: 3, Watermark: 1234, Committed: 1234, HighWatermark: 1274, Paused: true},
 		{Topic: "orders", Partition: 7, Watermark: 50, Committed: 40, HighWatermark: 60},
 		{Topic: "orders", Partition: 9, InFlight: 1, Watermark: -1, Committed: -1, HighWatermark: -1},
+		{Topic: "orders.g.retry.1", Partition: 0, Tier: 1, InFlight: 2, Watermark: 5, Committed: 5, HighWatermark: 7, Paused: true, PauseReason: "not_due"},
 	}
 	var b strings.Builder
 	stopReport(&b, "ordo dev", ordo.Stats{Processed: 5000, Errors: 2, Tiered: 3, DeadLettered: 1}, lanes, 6000, " order-violations=0")
-	want := "ordo dev: stopped. produced=6000 processed=5000 failed=2 tiered=3 dlq=1 in-flight=13 lag=50 paused=1/4 order-violations=0\n" +
+	want := "ordo dev: stopped. produced=6000 processed=5000 failed=2 tiered=3 waiting=2 dlq=1 in-flight=15 lag=52 paused=1/5 order-violations=0\n" +
 		"  orders/3: in-flight 12 (3 running), lag 40, committed 1234\n" +
 		"  orders/7: in-flight 0, lag 10, committed 40\n" +
-		"  orders/9: in-flight 1, lag 0, committed none\n"
+		"  orders/9: in-flight 1, lag 0, committed none\n" +
+		"  orders.g.retry.1/0: in-flight 2, lag 2, committed 5\n"
 	if b.String() != want {
 		t.Errorf("report:\n%s\nwant:\n%s", b.String(), want)
 	}
+	lanes = lanes[:4]
 	if got := abandoned(lanes); got != "abandoned 13 unfinished records (3 of them running) in orders/3, orders/9; "+
 		"they were not committed and the group will deliver them again" {
 		t.Errorf("abandoned: %s", got)

@@ -1,6 +1,7 @@
 package ordo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -571,18 +572,19 @@ func (c *Consumer) poll(ctx context.Context) {
 
 func (c *Consumer) laneDeps(cl *kgo.Client, topic string) laneDeps {
 	return laneDeps{
-		proc:       c.proc,
-		streamProc: c.chain,
-		budget:     c.budget,
-		router:     c.router,
-		fetch:      cl,
-		sem:        c.sem,
-		metrics:    c.metrics.topic(topic),
-		watch:      c.watch,
-		fencer:     c.cfg.Fencer,
-		attempts:   c.cfg.Attempts,
-		gate:       &c.callGate,
-		workCtx:    c.workCtx,
+		proc:          c.proc,
+		streamProc:    c.chain,
+		budget:        c.budget,
+		router:        c.router,
+		fetch:         cl,
+		sem:           c.sem,
+		metrics:       c.metrics.topic(topic),
+		sourceMetrics: c.metrics.topic(cmp.Or(c.roles[topic].source, topic)),
+		watch:         c.watch,
+		fencer:        c.cfg.Fencer,
+		attempts:      c.cfg.Attempts,
+		gate:          &c.callGate,
+		workCtx:       c.workCtx,
 	}
 }
 

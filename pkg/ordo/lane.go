@@ -166,11 +166,14 @@ type laneDeps struct {
 	fetch      fetchPauser
 	sem        chan struct{} // consumer-wide worker tokens (Config.MaxWorkers)
 	metrics    *topicMetrics
-	watch      stallWatch
-	fencer     Fencer          // nil: no fencing
-	attempts   AttemptStore    // nil: attempts are counted in memory
-	gate       *sync.RWMutex   // with attempts: a suspect's call runs alone
-	workCtx    context.Context // parent of the lane's context
+	// sourceMetrics are the source topic's (metrics, but on a retry
+	// tier): ordo_routed_total counts by source topic.
+	sourceMetrics *topicMetrics
+	watch         stallWatch
+	fencer        Fencer          // nil: no fencing
+	attempts      AttemptStore    // nil: attempts are counted in memory
+	gate          *sync.RWMutex   // with attempts: a suspect's call runs alone
+	workCtx       context.Context // parent of the lane's context
 }
 
 // fetchPauser pauses and resumes fetching a partition; *kgo.Client is one.
@@ -1511,10 +1514,10 @@ func (l *lane) sendOut(w *work, act action) {
 		defer l.mu.Unlock()
 		if err == nil {
 			if act.kind == actTier {
-				l.deps.metrics.routed(act.tier)
+				l.deps.sourceMetrics.routed(act.tier)
 			} else {
 				l.deps.metrics.dlq.Add(1)
-				l.deps.metrics.routed(0)
+				l.deps.sourceMetrics.routed(0)
 			}
 			if l.blockedBy == w {
 				l.blockedBy, l.blockedWhy = nil, ""

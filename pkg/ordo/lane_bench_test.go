@@ -35,7 +35,7 @@ func BenchmarkLaneStream(b *testing.B) {
 		mapCap: capacityFor(4096), clock: cfg.Clock, log: cfg.Logger, chunk: streamChunk}
 	m, _ := newMetrics(prometheus.NewRegistry(), &Consumer{cfg: cfg})
 	deps := laneDeps{proc: proc, streamProc: chain, budget: newBudget(1<<30, 1<<40), router: newRouter(&cfg), fetch: nopPauser{},
-		sem: make(chan struct{}, 256), metrics: m.topic("t"), watch: nopWatch{}, workCtx: context.Background()}
+		sem: make(chan struct{}, 256), metrics: m.topic("t"), sourceMetrics: m.topic("t"), watch: nopWatch{}, workCtx: context.Background()}
 	l := newLane(lc, deps, laneRole{source: "t"}, "t", 0, 1, nil, nil)
 	const batch = 1000
 	recs := make([]*kgo.Record, 0, b.N+batch)

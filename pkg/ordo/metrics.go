@@ -395,7 +395,8 @@ type Stats struct {
 	Tiered       int64 // records sent to a retry tier (produce acked)
 	Stale        int64 // completions dropped for partitions no longer owned
 	Partitions   int   // partitions owned now
-	Paused       int   // partitions paused for backpressure now
+	Paused       int   // partitions paused now, but for a retry tier waiting for its next record to be due
+	Waiting      int   // records received on retry tiers and not finished now (most wait to be due)
 	InFlight     int   // records received and not finished now
 	LagRecords   int64 // sum of per-partition lag in records now
 }
@@ -414,12 +415,21 @@ func (c *Consumer) Stats() Stats {
 		s.Stale += int64(tm.stale.Load())
 	}
 	for _, l := range c.Lanes() {
-		s.Partitions++
-		if l.Paused {
-			s.Paused++
-		}
-		s.InFlight += l.InFlight
-		s.LagRecords += l.LagRecords()
+		s.AddLane(l)
 	}
 	return s
+}
+
+// AddLane adds a lane's current figures (partitions, paused, in flight,
+// waiting, lag) to s: Stats sums them over Lanes.
+func (s *Stats) AddLane(l LaneSnapshot) {
+	s.Partitions++
+	if l.Paused && l.PauseReason != pauseNotDue {
+		s.Paused++
+	}
+	s.InFlight += l.InFlight
+	if l.Tier > 0 {
+		s.Waiting += l.InFlight
+	}
+	s.LagRecords += l.LagRecords()
 }

@@ -173,6 +173,12 @@ func TestRetryChainToTheDLQ(t *testing.T) {
 	if got := metricValue(t, cons.Registry(), "ordo_routed_total", "target", "dlq"); got != 1 {
 		t.Errorf("routed to the DLQ: %v, want 1", got)
 	}
+	// Every routed record is counted under its source topic, also when a
+	// tier routes it on.
+	all := metricValue(t, cons.Registry(), "ordo_routed_total", "", "")
+	if bySource := metricValue(t, cons.Registry(), "ordo_routed_total", "topic", "t"); bySource != all || all < 4 {
+		t.Errorf("ordo_routed_total: %v in all, %v under topic t: want every one under the source topic", all, bySource)
+	}
 	stop(t, cons)
 }
 

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -321,8 +322,11 @@ func (d *DevCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The store's and the breakers' series carry the group, as Ordo's own
+	// do (the alerts and the dashboard group by it).
+	withGroup := prometheus.WrapRegistererWith(prometheus.Labels{"group": d.Group}, cons.Registry())
 	for _, c := range be.collector {
-		cons.Registry().MustRegister(c)
+		withGroup.MustRegister(c)
 	}
 	var ms *metricsServer
 	if d.MetricsAddr != "" {

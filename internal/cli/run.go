@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -268,13 +269,19 @@ func (r *RunCmd) Run(ctx context.Context) error {
 		return err
 	}
 	cfg.Fencer = be.fencer
+	if be.attempts != nil {
+		cfg.Attempts = be.attempts
+	}
 	cfg.Middleware = append(cfg.Middleware, be.mws...)
 	cons, err := ordo.New(cfg)
 	if err != nil {
 		return err
 	}
+	// The store's and the breakers' series carry the group, as Ordo's own
+	// do (the alerts and the dashboard group by it).
+	withGroup := prometheus.WrapRegistererWith(prometheus.Labels{"group": r.cfg.Group}, cons.Registry())
 	for _, c := range be.collector {
-		cons.Registry().MustRegister(c)
+		withGroup.MustRegister(c)
 	}
 	if r.spec.kind != storeNone {
 		where := ""

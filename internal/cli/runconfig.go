@@ -79,13 +79,16 @@ type FileConfig struct {
 
 	// Store is the idempotency store: memory, redis or postgres ("": the
 	// processor's default).
-	Store          string
-	RedisURL       string
-	PostgresDSN    string
-	StorePrefix    string
-	PostgresTable  string
-	DedupHeader    string
-	DedupTTL       time.Duration
+	Store         string
+	RedisURL      string
+	PostgresDSN   string
+	StorePrefix   string
+	PostgresTable string
+	DedupHeader   string
+	DedupTTL      time.Duration
+	// CountAttempts counts each call in the Redis store before it runs
+	// (ordo.Config.Attempts): a record that kills the process moves on.
+	CountAttempts  bool
 	WebhookURL     string
 	WebhookTimeout time.Duration
 	Breaker        struct {
@@ -176,6 +179,7 @@ var runKeys = []runKey{
 	{"postgres_table", "", "", func(c *FileConfig) any { return &c.PostgresTable }},
 	{"dedup_header", "", "", func(c *FileConfig) any { return &c.DedupHeader }},
 	{"dedup_ttl", "", "", func(c *FileConfig) any { return &c.DedupTTL }},
+	{"count_attempts", "", "", func(c *FileConfig) any { return &c.CountAttempts }},
 	{"webhook_url", "", "webhook-url", func(c *FileConfig) any { return &c.WebhookURL }},
 	{"webhook_timeout", "", "", func(c *FileConfig) any { return &c.WebhookTimeout }},
 	{"breaker.failures", "", "", func(c *FileConfig) any { return &c.Breaker.Failures }},

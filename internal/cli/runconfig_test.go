@@ -157,6 +157,7 @@ store_prefix: p
 postgres_table: events
 dedup_header: msg-id
 dedup_ttl: 1h
+count_attempts: false
 webhook_url: http://h/x
 webhook_timeout: 2s
 breaker: {failures: 3, open_for: 2s, probes: 2}

@@ -60,6 +60,8 @@ type storeSpec struct {
 	rate     float64
 	burst    int
 	redacted string // the store's address, printable
+	// countAttempts sets a Redis ordo.AttemptStore as Config.Attempts.
+	countAttempts bool
 }
 
 // storeFor is the store kind a processor uses by default, and the kinds
@@ -131,6 +133,10 @@ func (fc *FileConfig) checkStore(bad func(key, format string, args ...any)) *sto
 	if fc.DedupTTL < 0 {
 		bad("dedup_ttl", "must not be negative, got %s", fc.DedupTTL)
 	}
+	if fc.CountAttempts && sp.kind != storeRedis {
+		bad("count_attempts", "needs store redis (the counts must outlive the process), got store %q", sp.kind)
+	}
+	sp.countAttempts = fc.CountAttempts
 	if sp.prefix == "" {
 		sp.prefix = defaultStorePrefix
 	}
@@ -263,6 +269,7 @@ func (sp *storeSpec) scrubError(err error) error {
 type backends struct {
 	spec      *storeSpec
 	fencer    ordo.Fencer
+	attempts  ordo.AttemptStore // nil unless count_attempts
 	mem       *memstore.Store
 	redis     *redisstore.Store
 	pg        *pgstore.Store
@@ -308,6 +315,9 @@ func openBackends(ctx context.Context, sp *storeSpec, migrate bool, timeout time
 		}
 		b.closers = append(b.closers, rs.Close)
 		b.redis, st = rs, rs
+		if sp.countAttempts {
+			b.attempts = redisstore.NewAttempts(client, redisstore.AttemptsOptions{Prefix: sp.prefix})
+		}
 	case storePostgres:
 		pool, err := pgxpool.NewWithConfig(ctx, sp.pg)
 		if err != nil {

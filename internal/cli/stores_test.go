@@ -42,6 +42,8 @@ func TestRunStoreKeysCheckedBeforeConnecting(t *testing.T) {
 			[]string{`webhook_url: is required with processor webhook (set webhook_url in the --config file or with ORDO_WEBHOOK_URL or --webhook-url)`, `webhook_timeout: must not be negative`}},
 		{"postgres table", strings.Replace(baseFile, "processor: log", "processor: postgres", 1) + "postgres_dsn: postgres://u@h/db\npostgres_table: Orders-2\n", nil,
 			[]string{`postgres_table: "Orders-2" is not a table name`}},
+		{"attempts outside redis", baseFile + "store: memory\ncount_attempts: true\n", nil,
+			[]string{`count_attempts: needs store redis (the counts must outlive the process), got store "memory"`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

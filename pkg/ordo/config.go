@@ -182,7 +182,7 @@ type Config struct {
 	// another's crash is not blamed, and the record that crashed first
 	// beside others needs one crash more. It costs two store round trips
 	// per call, and the in-order runner: the lane's records run through its
-	// scheduler. pkg/store's Redis store implements it. Default nil.
+	// scheduler. pkg/store/redisstore's NewAttempts implements it (`ordo run`: count_attempts). Default nil.
 	Attempts AttemptStore
 
 	// Start is where a source partition with no committed offset begins:

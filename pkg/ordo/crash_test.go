@@ -14,39 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ordokafka/ordo/pkg/ordo"
+	"github.com/ordokafka/ordo/pkg/store/redisstore"
 )
-
-// redisAttempts is an ordo.AttemptStore on Redis, as small as the test
-// needs: a hash per record with the calls that ran alone and a began flag.
-type redisAttempts struct {
-	rdb    *redis.Client
-	prefix string
-}
-
-var beginScript = redis.NewScript(`
-local alone = tonumber(redis.call('HGET', KEYS[1], 'alone') or '0')
-local began = redis.call('HGET', KEYS[1], 'began')
-redis.call('HSET', KEYS[1], 'began', '1')
-if ARGV[1] == '1' then redis.call('HINCRBY', KEYS[1], 'alone', 1) end
-redis.call('EXPIRE', KEYS[1], 3600)
-if began then return {alone, 1} end
-return {alone, 0}`)
-
-func (a *redisAttempts) Begin(ctx context.Context, key string, alone bool) (int, bool, error) {
-	arg := "0"
-	if alone {
-		arg = "1"
-	}
-	res, err := beginScript.Run(ctx, a.rdb, []string{a.prefix + key}, arg).Int64Slice()
-	if err != nil {
-		return 0, false, err
-	}
-	return int(res[0]), res[1] == 1, nil
-}
-
-func (a *redisAttempts) End(ctx context.Context, key string) error {
-	return a.rdb.Del(ctx, a.prefix+key).Err()
-}
 
 // redisAddr returns ORDO_TEST_REDIS_ADDR, or skips the test saying so.
 func redisAddr(t *testing.T) string {
@@ -136,7 +105,7 @@ func TestCrashChild(t *testing.T) {
 	cfg.Retry.MaxAttempts = 2
 	cfg.Retry.InitialBackoff = time.Millisecond
 	cfg.Retry.MaxBackoff = 10 * time.Millisecond
-	cfg.Attempts = &redisAttempts{rdb: rdb, prefix: os.Getenv("ORDO_CRASH_PREFIX")}
+	cfg.Attempts = redisstore.NewAttempts(rdb, redisstore.AttemptsOptions{Prefix: os.Getenv("ORDO_CRASH_PREFIX")})
 	cons := startConsumer(t, cfg)
 	select {
 	case <-done:

@@ -1,10 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ordokafka/ordo/pkg/ordo"
 	"github.com/ordokafka/ordo/pkg/ordotest"
@@ -62,4 +67,43 @@ func TestBigOrdersConfig(t *testing.T) {
 	if p, err := newBigOrders(registry.NewSetup("big-orders", nil, nil)); err != nil || p == nil {
 		t.Errorf("defaults: %v", err)
 	}
+}
+
+// logErrors is a middleware: it logs each failed call and passes the
+// error on, unchanged, for Ordo to route.
+func logErrors(log *slog.Logger) ordo.Middleware {
+	return func(next ordo.Processor) ordo.Processor {
+		return ordo.ProcessorFunc(func(ctx context.Context, r *kgo.Record) error {
+			err := next.Process(ctx, r)
+			if err != nil {
+				log.Warn("record failed", "topic", r.Topic, "offset", r.Offset, "err", err)
+			}
+			return err
+		})
+	}
+}
+
+// The processor's middleware runs inside the harness as in production.
+func TestBigOrdersWithMiddleware(t *testing.T) {
+	var logs bytes.Buffer
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(&lockedWriter{mu: &mu, w: &logs}, nil))
+	h := ordotest.New(t, BigOrders(5000, func(context.Context, Order) {}), ordotest.Middleware(logErrors(log)))
+	h.WaitDeadLetter(h.Produce("c-1", `{"amount_cents":10}`))
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "order without a customer") {
+		t.Errorf("the middleware logged:\n%s", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

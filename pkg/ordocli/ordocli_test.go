@@ -150,6 +150,26 @@ func TestUnknownProcessorListsTheRegisteredOnes(t *testing.T) {
 	}
 }
 
+// ordo dev refuses an unknown processor before it starts anything, and a
+// bad --processor-config.
+func TestDevRefusesUnknownProcessors(t *testing.T) {
+	var out, errb bytes.Buffer
+	rc := ordocli.Main(t.Context(), []string{"dev", "--processor", "nope", "--processor-config", "[1, 2]",
+		"--kafka-addr", "127.0.0.1:0", "--metrics-addr", "", "--topics-dir", "../../topics"}, &out, &errb,
+		ordocli.WithProcessor("count", counterFactory(make(chan *counter, 1))))
+	for _, want := range []string{
+		`--processor "nope" is not registered (registered: count, postgres, redis-ledger, webhook)`,
+		`--processor-config want a YAML mapping ('{key: value}'), got "[1, 2]"`,
+	} {
+		if rc != 2 || !strings.Contains(errb.String(), want) {
+			t.Errorf("exit %d, stderr %q; want 2 and %q", rc, errb.String(), want)
+		}
+	}
+	if strings.Contains(out.String(), "broker") {
+		t.Errorf("started a broker:\n%s", out.String())
+	}
+}
+
 // Registering a name twice is refused before any command runs.
 func TestDuplicateProcessorExitsTwo(t *testing.T) {
 	var out, errb bytes.Buffer

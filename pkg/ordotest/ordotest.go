@@ -8,7 +8,7 @@
 //		h := ordotest.New(t, ledger.New(), ordotest.Tiers(time.Minute, time.Hour))
 //		rec := h.Produce("c-1", `{"amount": "ten"}`)
 //		dl := h.WaitDeadLetter(rec)
-//		if got := ordotest.Header(dl, ordo.HeaderErrorClass); got != "permanent" { ... }
+//		if got := ordotest.HeaderValue(dl, ordo.HeaderErrorClass); got != "permanent" { ... }
 //	}
 //
 // New starts a kfake cluster with the source topic, its retry tiers and its

@@ -3,6 +3,7 @@ package ordotest_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -230,4 +231,31 @@ func TestPeriodicCommitFollowsTheClock(t *testing.T) {
 			t.Fatalf("committed %d, want %d", got, rec.Offset+1)
 		}
 	}
+}
+
+// HoldPartition is held too, and its partition waits for it: a record of
+// another key behind it is not called until the held one gets through.
+func TestHoldPartitionHoldsThePartition(t *testing.T) {
+	var open atomic.Bool
+	open.Store(true)
+	h := ordotest.New(t, ordo.ProcessorFunc(func(_ context.Context, r *kgo.Record) error {
+		if string(r.Key) == "a" && open.Load() {
+			return fmt.Errorf("breaker open: %w", ordo.HoldPartition(errors.New("sink down")))
+		}
+		return nil
+	}), ordotest.MaxAttempts(1))
+	a := h.Produce("a", "v")
+	h.WaitHeld(a)
+	b := h.Produce("b", "v")
+	h.Advance(ordo.DefaultHoldDelay) // the probe: still open
+	if o := h.Outcome(a); o.State != ordotest.Held || len(o.Calls) != 2 {
+		t.Fatalf("a: %v after %d calls", o.State, len(o.Calls))
+	}
+	if o := h.Outcome(b); len(o.Calls) != 0 {
+		t.Fatalf("b was called while a held its partition")
+	}
+	open.Store(false)
+	h.Advance(ordo.DefaultHoldDelay)
+	h.WaitDone(a)
+	h.WaitDone(b)
 }

@@ -1,23 +1,21 @@
 // Command ordo runs Ordo pipelines: `ordo dev` on an embedded broker,
 // `ordo run` against real brokers, `ordo topics` to declare topics and
 // `ordo bench` to measure. See `ordo help`.
+//
+// It is pkg/ordocli with the built-in processors registered: a team's own
+// binary is the same few lines with its processors added (see
+// docs/processors.md).
 package main
 
 import (
 	"context"
 	"os"
-	"os/signal"
-	"syscall"
 
-	"github.com/ordokafka/ordo/internal/cli"
+	"github.com/ordokafka/ordo/pkg/ordocli"
+	"github.com/ordokafka/ordo/processors/builtin"
 )
 
 func main() {
-	// The first SIGINT/SIGTERM drains, a second stops at once: both must
-	// reach the command, so they are never left to Go's default handler.
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	code := cli.MainSignals(context.Background(), os.Args[1:], os.Stdout, os.Stderr, sigs)
-	signal.Stop(sigs)
-	os.Exit(code)
+	os.Exit(ordocli.Main(context.Background(), os.Args[1:], os.Stdout, os.Stderr,
+		ordocli.WithProcessors(builtin.New()), ordocli.WithSignals()))
 }

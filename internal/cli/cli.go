@@ -14,25 +14,35 @@ import (
 	"sync"
 
 	"github.com/spf13/cobra"
+
+	"github.com/ordokafka/ordo/pkg/registry"
+	"github.com/ordokafka/ordo/processors/builtin"
 )
 
 // Version is the ordo version, set at build time with -ldflags.
 var Version = "dev"
 
-// Main runs the ordo command line and returns the process exit code.
-// Canceling ctx is like a first interrupt (see MainSignals); there is no
-// second.
+// Main runs the ordo command line, with the built-in processors, and
+// returns the process exit code. Canceling ctx is like a first interrupt
+// (see MainSignals); there is no second.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return MainSignals(ctx, args, stdout, stderr, nil)
+	return MainWith(ctx, args, stdout, stderr, nil, builtin.New())
 }
 
-// MainSignals is Main fed by a source of interrupts: cmd/ordo passes the
-// channel of signal.Notify for SIGINT and SIGTERM, tests their own. The
-// first signal ends the command's context: ordo dev and ordo run stop
-// fetching, say that they drain, and finish and commit what runs; another
-// signal during the drain cancels the records still running and stops at
-// once. Other commands stop at the first.
+// MainSignals is Main fed by a source of interrupts (see MainWith).
 func MainSignals(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-chan os.Signal) int {
+	return MainWith(ctx, args, stdout, stderr, sigs, builtin.New())
+}
+
+// MainWith runs the ordo command line with the processors of procs (nil:
+// none) for `ordo run` and `ordo dev`, fed by a source of interrupts:
+// pkg/ordocli passes the channel of signal.Notify for SIGINT and SIGTERM,
+// tests their own (nil: none). The first signal ends the command's
+// context: ordo dev and ordo run stop fetching, say that they drain, and
+// finish and commit what runs; another signal during the drain cancels the
+// records still running and stops at once. Other commands stop at the
+// first.
+func MainWith(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-chan os.Signal, procs *registry.Registry) int {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	in := newInterrupts(cancel)
@@ -45,7 +55,7 @@ func MainSignals(ctx context.Context, args []string, stdout, stderr io.Writer, s
 		close(done)
 		wg.Wait()
 	}()
-	root := newRoot(stdout, stderr, in)
+	root := newRoot(stdout, stderr, in, procs)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		printError(stderr, err)
@@ -94,12 +104,15 @@ type usageError struct{ error }
 
 func (e usageError) Unwrap() error { return e.error }
 
-// NewRoot builds the root command.
-func NewRoot(stdout, stderr io.Writer) *cobra.Command { return newRoot(stdout, stderr, nil) }
+// NewRoot builds the root command, with the built-in processors.
+func NewRoot(stdout, stderr io.Writer) *cobra.Command {
+	return newRoot(stdout, stderr, nil, builtin.New())
+}
 
 // newRoot builds the root command; in (nil: none) delivers interrupts to
-// the commands that drain.
-func newRoot(stdout, stderr io.Writer, in *interrupts) *cobra.Command {
+// the commands that drain; procs holds the processors of ordo run and ordo
+// dev.
+func newRoot(stdout, stderr io.Writer, in *interrupts, procs *registry.Registry) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "ordo",
 		Short: "Ordo runs Kafka processors across a consumer group: in order per key, parallel across keys, committing only what is done.",
@@ -119,7 +132,7 @@ Start here:  ordo dev --demo     (embedded broker, demo producer, live progress)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newDevCmd(stdout, stderr, in), newRunCmd(stdout, stderr, in), newTopicsCmd(stdout), newBenchCmd(stdout), newStoreCmd(stdout))
+	root.AddCommand(newDevCmd(stdout, stderr, in, procs), newRunCmd(stdout, stderr, in, procs), newTopicsCmd(stdout), newBenchCmd(stdout), newStoreCmd(stdout))
 	root.AddCommand(newLagCmd(stdout, stderr))
 	root.AddCommand(newReplayCmd(stdout, stderr))
 	root.AddCommand(newDLQCmd(stdout, stderr))

@@ -18,11 +18,14 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	yaml3 "gopkg.in/yaml.v3"
 
 	"github.com/ordokafka/ordo/pkg/devbroker"
 	"github.com/ordokafka/ordo/pkg/ordo"
+	"github.com/ordokafka/ordo/pkg/registry"
 	"github.com/ordokafka/ordo/pkg/store"
 	"github.com/ordokafka/ordo/pkg/topics"
+	"github.com/ordokafka/ordo/processors/builtin"
 	"github.com/ordokafka/ordo/processors/example"
 )
 
@@ -52,17 +55,25 @@ type DevCmd struct {
 	// processor, tables migrated at start). Neither: in memory.
 	RedisURL    string
 	PostgresDSN string
+	// Processor names the pipeline's processor, in Processors (nil: the
+	// built-in ones, processors/builtin) or storeProcessors; "": example,
+	// or redis-ledger with RedisURL, postgres with PostgresDSN.
+	// ProcessorConfig is its options, a YAML mapping ("": none).
+	Processor       string
+	ProcessorConfig string
+	Processors      *registry.Registry
 
 	Out io.Writer
 
-	in        *interrupts // a signal during the drain stops at once; nil: none
-	set       *topics.Set // loaded by Validate
-	spec      *storeSpec  // checked by Validate
+	in        *interrupts    // a signal during the drain stops at once; nil: none
+	set       *topics.Set    // loaded by Validate
+	spec      *storeSpec     // checked by Validate
+	config    map[string]any // ProcessorConfig, read by Validate
 	validated bool
 }
 
-func newDevCmd(out, _ io.Writer, in *interrupts) *cobra.Command {
-	d := &DevCmd{Out: out, in: in}
+func newDevCmd(out, _ io.Writer, in *interrupts, procs *registry.Registry) *cobra.Command {
+	d := &DevCmd{Out: out, in: in, Processors: procs}
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run an embedded broker, the example pipeline and (with --demo) a demo producer",
@@ -115,6 +126,8 @@ redis-ledger processor appends each event to a per-customer Redis list; with
 	f.BoolVar(&d.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/ on --metrics-addr")
 	f.StringVar(&d.RedisURL, "redis-url", "", "run the pipeline on Redis: redis://[:password@]host:port[/db]")
 	f.StringVar(&d.PostgresDSN, "postgres-dsn", "", "run the pipeline on PostgreSQL: postgres://user[:password]@host:port/db")
+	f.StringVar(&d.Processor, "processor", "", "processor of the pipeline ("+registered(d.processors())+`); default example, redis-ledger with --redis-url, postgres with --postgres-dsn`)
+	f.StringVar(&d.ProcessorConfig, "processor-config", "", `the processor's options, a YAML mapping ('{work: 2ms}')`)
 	return cmd
 }
 
@@ -169,6 +182,13 @@ func (d *DevCmd) Validate() error {
 		bad("group", "must not be empty")
 	}
 	fc := d.fileConfig()
+	d.config = nil
+	if err := yaml3.Unmarshal([]byte(d.ProcessorConfig), &d.config); err != nil {
+		bad("processor-config", "want a YAML mapping ('{key: value}'), got %q", d.ProcessorConfig)
+	}
+	if procs := d.processors(); !procs.Has(fc.Processor) && !isStoreProcessor(procs, fc.Processor) {
+		bad("processor", "%v", &registry.NotRegisteredError{Name: fc.Processor, Registered: processorNames(procs)})
+	}
 	if d.RedisURL != "" && d.PostgresDSN != "" {
 		bad("postgres-dsn", "and --redis-url are exclusive: the pipeline runs on one store")
 	}
@@ -201,16 +221,28 @@ func (d *DevCmd) Validate() error {
 	return errors.Join(errs...)
 }
 
-// fileConfig is the store configuration of the dev pipeline.
+// fileConfig is the processor and store configuration of the dev pipeline.
 func (d *DevCmd) fileConfig() *FileConfig {
-	fc := &FileConfig{Processor: "example", Store: storeMemory, StorePrefix: "ordo-dev:" + d.Group + ":", PostgresTable: "ordo_dev_events"}
+	fc := &FileConfig{Processor: cmp.Or(d.Processor, "example"), Store: storeMemory, StorePrefix: "ordo-dev:" + d.Group + ":",
+		PostgresTable: "ordo_dev_events", ProcessorConfig: d.config}
 	switch {
 	case d.RedisURL != "":
-		fc.Processor, fc.Store, fc.RedisURL = "redis-ledger", storeRedis, d.RedisURL
+		fc.Processor, fc.Store, fc.RedisURL = cmp.Or(d.Processor, "redis-ledger"), storeRedis, d.RedisURL
 	case d.PostgresDSN != "":
-		fc.Processor, fc.Store, fc.PostgresDSN = "postgres", storePostgres, d.PostgresDSN
+		fc.Processor, fc.Store, fc.PostgresDSN = cmp.Or(d.Processor, "postgres"), storePostgres, d.PostgresDSN
+	}
+	if fc.Processor == "example" {
+		fc.ExampleWork = d.Work // unless processor_config sets work
 	}
 	return fc
+}
+
+// processors is d.Processors or its default.
+func (d *DevCmd) processors() *registry.Registry {
+	if d.Processors == nil {
+		return builtin.New()
+	}
+	return d.Processors
 }
 
 // checkHostPort accepts host:port with a numeric port (0: any free port).
@@ -292,14 +324,12 @@ func (d *DevCmd) Run(ctx context.Context) error {
 	}
 	defer be.Close()
 	fc := d.fileConfig()
-	var proc ordo.Processor
-	var exampleProc *example.Processor
-	if fc.Processor == "example" {
-		exampleProc = example.New(example.Options{Work: d.Work})
-		proc = exampleProc
-	} else if proc, err = processorFor(fc.Processor, fc, log, be); err != nil {
-		return err
+	proc, err := processorFor(d.processors(), fc, log, be)
+	if err != nil {
+		return usageError{fmt.Errorf("--processor-config: processor %q: %w", fc.Processor, err)}
 	}
+	defer closeProcessor(proc, log) // before the store closes, after the drain below
+	exampleProc, _ := proc.(*example.Processor)
 	if d.Work > 0 && exampleProc == nil {
 		proc = withWork(proc, d.Work)
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,31 +19,75 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ordokafka/ordo/pkg/ordo"
+	"github.com/ordokafka/ordo/pkg/registry"
 	"github.com/ordokafka/ordo/pkg/store"
-	"github.com/ordokafka/ordo/processors/example"
-	"github.com/ordokafka/ordo/processors/logproc"
+	"github.com/ordokafka/ordo/processors/builtin"
 )
 
-// builtinProcessors are the names processorFor knows.
-var builtinProcessors = []string{"example", "log", "redis-ledger", "postgres", "webhook"}
+// storeProcessors are the built-in processors that write through the store
+// (or the breaker and rate limit) the command opens from its keys (store,
+// redis_url, postgres_dsn, webhook_url...): the command builds them itself,
+// once the store is open. Every other processor comes from the binary's
+// registry.
+var storeProcessors = []string{"postgres", "redis-ledger", "webhook"}
 
-// processorFor builds a built-in processor by name. The registry is
-// explicit: a new processor package adds a case here. be holds the opened
-// store of the processors that write through one; with be nil (Validate,
-// before anything connects) those return a stand-in that is never run.
-func processorFor(name string, fc *FileConfig, log *slog.Logger, be *backends) (ordo.Processor, error) {
-	switch name {
-	case "example":
-		return example.New(example.Options{Work: fc.ExampleWork}), nil
-	case "log":
-		return logproc.New(log), nil
-	case "redis-ledger", "postgres", "webhook":
+// isStoreProcessor reports whether name is one of storeProcessors (and not
+// a processor of procs registered under the same name).
+func isStoreProcessor(procs *registry.Registry, name string) bool {
+	return !procs.Has(name) && slices.Contains(storeProcessors, name)
+}
+
+// processorFor builds the processor fc names: one of the binary's registry
+// procs (cmd/ordo registers the built-ins, a team's own binary its own
+// processors beside them), with fc's processor_config section, or one of
+// storeProcessors on the opened backends be (with be nil, in Validate
+// before anything connects, a stand-in that is never run). example_work is
+// the example processor's work, kept from before processor_config.
+func processorFor(procs *registry.Registry, fc *FileConfig, log *slog.Logger, be *backends) (ordo.Processor, error) {
+	if isStoreProcessor(procs, fc.Processor) {
 		if be == nil {
 			return ordo.ProcessorFunc(func(context.Context, *kgo.Record) error { return errors.New("not opened") }), nil
 		}
-		return be.processor(name, fc)
+		return be.processor(fc.Processor, fc)
 	}
-	return nil, fmt.Errorf("%q is not built in (built in: %s)", name, strings.Join(builtinProcessors, ", "))
+	config := fc.ProcessorConfig
+	if fc.Processor == "example" && fc.ExampleWork != 0 {
+		if _, set := config["work"]; !set {
+			config = maps.Clone(config)
+			if config == nil {
+				config = map[string]any{}
+			}
+			config["work"] = fc.ExampleWork.String()
+		}
+	}
+	p, err := procs.Build(registry.NewSetup(fc.Processor, config, log))
+	if nr := (*registry.NotRegisteredError)(nil); errors.As(err, &nr) {
+		return nil, &registry.NotRegisteredError{Name: nr.Name, Registered: processorNames(procs)}
+	}
+	return p, err
+}
+
+// processorNames are the processors ordo run and ordo dev know: those of
+// procs and storeProcessors, sorted.
+func processorNames(procs *registry.Registry) []string {
+	names := append(procs.Names(), storeProcessors...)
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// registered lists processorNames for a message.
+func registered(procs *registry.Registry) string {
+	return "registered: " + strings.Join(processorNames(procs), ", ")
+}
+
+// closeProcessor calls p's Close method, if it has one, once the consumer
+// has stopped; its error is logged.
+func closeProcessor(p ordo.Processor, log *slog.Logger) {
+	if c, ok := p.(interface{ Close() error }); ok {
+		if err := c.Close(); err != nil {
+			log.Error("closing the processor", "err", err)
+		}
+	}
 }
 
 // consumerConfig is the ordo.Config of fc. It does not check it: ordo.New
@@ -111,11 +156,22 @@ type RunCmd struct {
 	fc            *FileConfig
 	cfg           ordo.Config
 	spec          *storeSpec
-	log           *slog.Logger
+	// Processors are the processors `processor` may name, beside
+	// storeProcessors. Default (nil): the built-in ones, processors/builtin.
+	Processors *registry.Registry
+	log        *slog.Logger
 }
 
-func newRunCmd(out, errw io.Writer, in *interrupts) *cobra.Command {
-	return newRunCommand(&RunCmd{Out: out, Err: errw, in: in})
+func newRunCmd(out, errw io.Writer, in *interrupts, procs *registry.Registry) *cobra.Command {
+	return newRunCommand(&RunCmd{Out: out, Err: errw, in: in, Processors: procs})
+}
+
+// processors is r.Processors or its default.
+func (r *RunCmd) processors() *registry.Registry {
+	if r.Processors == nil {
+		return builtin.New()
+	}
+	return r.Processors
 }
 
 // newRunCommand binds r to a new `ordo run` command and its flags.
@@ -151,7 +207,8 @@ flag), before anything connects.`,
 	f.StringSlice("brokers", nil, "seed brokers, host:port (repeat or comma-separate); key brokers")
 	f.String("group", "", "consumer group; key group")
 	f.StringSlice("topic", nil, "topic to consume (repeat or comma-separate); key topics")
-	f.String("processor", "", "built-in processor: example, log, redis-ledger, postgres, webhook; key processor")
+	f.String("processor", "", "processor to run ("+registered(r.processors())+"); key processor")
+	f.String("processor-config", "", `the processor's options, a YAML mapping ('{work: 2ms}'); key processor_config`)
 	f.String("store", "", "idempotency store: memory, redis, postgres; key store")
 	f.String("redis-url", "", "Redis of store redis: redis://[:password@]host:port[/db]; key redis_url")
 	f.String("postgres-dsn", "", "PostgreSQL of store postgres: postgres://user[:password]@host:port/db; key postgres_dsn")
@@ -230,10 +287,21 @@ func (r *RunCmd) Validate() error {
 	}
 	r.log = slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: level}))
 	var proc ordo.Processor
-	if fc.Processor == "" {
-		bad("processor", "is required (built in: %s)", strings.Join(builtinProcessors, ", "))
-	} else if proc, err = processorFor(fc.Processor, fc, r.log, nil); err != nil {
-		bad("processor", "%v", err)
+	var unregistered *registry.NotRegisteredError
+	switch {
+	case fc.Processor == "":
+		bad("processor", "is required (%s)", registered(r.processors()))
+	case reported["processor_config"]:
+		reported["processor"] = true // no processor to build: ordo.New's "is required" would mislead
+	default:
+		proc, err = processorFor(r.processors(), fc, r.log, nil)
+		switch {
+		case errors.As(err, &unregistered):
+			bad("processor", "%v", err)
+		case err != nil:
+			bad("processor_config", "processor %q: %v", fc.Processor, err)
+			reported["processor"] = true
+		}
 	}
 	spec := fc.checkStore(bad)
 	cfg := fc.consumerConfig(proc, ordering, start, r.log)
@@ -265,9 +333,12 @@ func (r *RunCmd) Run(ctx context.Context) error {
 	}
 	defer be.Close() // after the consumer stopped: its last writes go through the store
 	cfg := r.cfg
-	if cfg.Processor, err = processorFor(r.fc.Processor, r.fc, r.log, be); err != nil {
-		return err
+	if isStoreProcessor(r.processors(), r.fc.Processor) { // Validate built a stand-in
+		if cfg.Processor, err = processorFor(r.processors(), r.fc, r.log, be); err != nil {
+			return err
+		}
 	}
+	defer closeProcessor(cfg.Processor, r.log) // before the store closes, after the stop below
 	cfg.Fencer = be.fencer
 	if be.attempts != nil {
 		cfg.Attempts = be.attempts

@@ -16,6 +16,7 @@ import (
 	"github.com/knadh/koanf/providers/posflag"
 	"github.com/knadh/koanf/v2"
 	"github.com/spf13/pflag"
+	yaml3 "gopkg.in/yaml.v3"
 
 	"github.com/ordokafka/ordo/pkg/ordo"
 )
@@ -28,8 +29,11 @@ type FileConfig struct {
 	Brokers   []string
 	Group     string
 	Topics    []string
-	Processor string // a built-in processor: example, log
-	ClientID  string
+	Processor string // a registered processor: example, log, or the binary's own
+	// ProcessorConfig is the processor's own options (processor_config),
+	// handed to its factory (registry.Setup.Decode); nil when absent.
+	ProcessorConfig map[string]any
+	ClientID        string
 	// InstanceID makes the member static (kgo.InstanceID): a restart
 	// within the session timeout gets its partitions back without a
 	// rebalance.
@@ -140,6 +144,7 @@ var runKeys = []runKey{
 	{"group", "Group", "group", func(c *FileConfig) any { return &c.Group }},
 	{"topics", "Topics", "topic", func(c *FileConfig) any { return &c.Topics }},
 	{"processor", "Processor", "processor", func(c *FileConfig) any { return &c.Processor }},
+	{"processor_config", "", "processor-config", func(c *FileConfig) any { return &c.ProcessorConfig }},
 	{"client_id", "", "", func(c *FileConfig) any { return &c.ClientID }},
 	{"instance_id", "", "", func(c *FileConfig) any { return &c.InstanceID }},
 	{"ordering", "Ordering", "", func(c *FileConfig) any { return &c.Ordering }},
@@ -444,10 +449,31 @@ func decodeValue(v, dst any) error {
 		*dst, err = boolean(v)
 	case *float64:
 		*dst, err = number(v)
+	case *map[string]any:
+		*dst, err = mapping(v)
 	default:
 		err = fmt.Errorf("internal error: runKeys has no decoder for %T", dst) // caught by TestRunConfigEveryKeyFromFileAndEnv
 	}
 	return err
+}
+
+// mapping reads a YAML mapping: from the file, or, from a variable or a
+// flag, its YAML text ('{work: 2ms}'; "" is an empty mapping).
+func mapping(v any) (map[string]any, error) {
+	switch v := v.(type) {
+	case map[string]any:
+		return v, nil
+	case string:
+		var m map[string]any
+		if err := yaml3.Unmarshal([]byte(v), &m); err != nil {
+			return nil, fmt.Errorf("want a YAML mapping ('{key: value}'), got %q", v)
+		}
+		if m == nil {
+			m = map[string]any{}
+		}
+		return m, nil
+	}
+	return nil, fmt.Errorf("want a mapping of the processor's options, got %v", v)
 }
 
 func scalar(v any) (string, error) {

@@ -123,6 +123,7 @@ func TestRunConfigEveryKeyFromFileAndEnv(t *testing.T) {
 group: g
 topics: [t]
 processor: example
+processor_config: {work: 2ms}
 client_id: cid
 instance_id: pod-1
 ordering: partition
@@ -197,7 +198,8 @@ rate_limit: {per_second: 2.5, burst: 3}
 			t.Errorf("config %+v", c)
 		}
 		fc := r.fc
-		if fc.ClientID != "cid" || fc.InstanceID != "pod-1" || *fc.MetricsAddr != "" || fc.LogLevel != "warn" || fc.ExampleWork != time.Millisecond || fc.Processor != "example" || !fc.Pprof {
+		if fc.ClientID != "cid" || fc.InstanceID != "pod-1" || *fc.MetricsAddr != "" || fc.LogLevel != "warn" || fc.ExampleWork != time.Millisecond || fc.Processor != "example" || !fc.Pprof ||
+			fc.ProcessorConfig["work"] != "2ms" {
 			t.Errorf("command keys %+v", fc)
 		}
 		if fc.Store != "memory" || fc.RedisURL != "redis://localhost:6379/0" || fc.PostgresDSN != "postgres://u@h/db" || fc.StorePrefix != "p" ||
@@ -307,7 +309,7 @@ func TestRunConfigEveryBadValueReported(t *testing.T) {
 			`--topic entry 2: repeats topic "a"`,
 			`--metrics-addr: "nope": want host:port (or "" to serve no metrics)`,
 			`--log-level: "loud": want debug, info, warn or error`,
-			`--processor: "nope" is not built in (built in: example, log, redis-ledger, postgres, webhook)`,
+			`--processor: "nope" is not registered (registered: example, log, postgres, redis-ledger, webhook)`,
 		}
 		if len(lines) != len(want) {
 			t.Fatalf("%d errors, want %d:\n%v", len(lines), len(want), err)
@@ -330,7 +332,11 @@ func TestRunConfigChecksBeforeAnythingStarts(t *testing.T) {
 		{"example_work: -1s", "example_work: must not be negative, got -1s"},
 		{"connect_timeout: -1s", "connect_timeout: must not be negative, got -1s"},
 		{"log_level: loud", `log_level: "loud": want debug, info, warn or error`},
-		{"processor: nope", `processor: "nope" is not built in`},
+		{"processor: nope", `processor: "nope" is not registered`},
+		{"processor_config: 3", `processor_config: want a mapping of the processor's options, got 3`},
+		{"processor_config: {max_valeu: 10}", `processor_config: processor "log": unknown option "max_valeu"`},
+		{"processor_config: {max_value: many}", `processor_config: processor "log": cannot read "many" as int`},
+		{"processor_config: {max_value: -1}", `processor_config: processor "log": max_value: must not be negative, got -1`},
 		{"ordering: sideways", `ordering: "sideways": want key, partition or unordered`},
 		{"revoke_timeout: 2m", "revoke_timeout: (2m0s) must be below rebalance_timeout (1m0s)"},
 		{"retry: {initial_backoff: 2s, max_backoff: 1s}", "retry.max_backoff: (1s) must be >= retry.initial_backoff (2s)"},
@@ -369,7 +375,7 @@ func TestRunConfigMissingKeysSayHowToSetThem(t *testing.T) {
 		"brokers: is required (host:port of at least one seed broker) (set brokers in the --config file or with ORDO_BROKERS or --brokers)",
 		"group: is required (set group in the --config file or with ORDO_GROUP or --group)",
 		"topics: is required (at least one topic) (set topics in the --config file or with ORDO_TOPICS or --topic)",
-		"processor: is required (built in: example, log, redis-ledger, postgres, webhook) (set processor in the --config file or with ORDO_PROCESSOR or --processor)",
+		"processor: is required (registered: example, log, postgres, redis-ledger, webhook) (set processor in the --config file or with ORDO_PROCESSOR or --processor)",
 	}
 	lines := errorLines(err)
 	if len(lines) != len(want) {

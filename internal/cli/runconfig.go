@@ -315,7 +315,11 @@ func loadRunConfig(path string, environ []string, fs *pflag.FlagSet) (*runConfig
 		TransformFunc: func(name, value string) (string, any) {
 			k, ok := keyByEnv[name]
 			if !ok {
-				rc.unknownEnv = append(rc.unknownEnv, name)
+				// The test suite's own variables (ORDO_TEST_*, ORDO_E2E_*)
+				// are not a typo of a key.
+				if !strings.HasPrefix(name, "ORDO_TEST_") && !strings.HasPrefix(name, "ORDO_E2E_") {
+					rc.unknownEnv = append(rc.unknownEnv, name)
+				}
 				return "", nil
 			}
 			return k.key, value

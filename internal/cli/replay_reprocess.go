@@ -190,8 +190,9 @@ func (r *ReplayResetCmd) reprocess(ctx context.Context, plan *replay.ResetPlan, 
 	return res, err
 }
 
-// kgoOpts are the options of every client of the command after the seed
-// brokers.
+// kgoOpts are the options of the scan's clients after the seed brokers:
+// none yet; the connection flags (TLS, SASL) go here, as they go to the
+// command's admin client.
 func (r *ReplayResetCmd) kgoOpts() []kgo.Opt { return nil }
 
 // printReprocess prints what --reprocess read and forgot per partition.

@@ -17,6 +17,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/ordokafka/ordo/pkg/replay"
+	"github.com/ordokafka/ordo/pkg/store"
+	"github.com/ordokafka/ordo/pkg/store/pgstore"
 )
 
 // ReplayResetCmd is `ordo replay reset`: move a stopped group's committed
@@ -36,14 +38,25 @@ type ReplayResetCmd struct {
 	ToLatest   bool
 	FromFile   string
 
-	Execute        bool
+	Execute bool
+	// Reprocess forgets, before the reset is committed, the dedup keys of
+	// the records the group will read again (from each partition's new
+	// offset to its log end) in the pipeline's idempotency store, so that
+	// they apply again instead of being skipped as duplicates.
+	Reprocess bool
+	// The store of Reprocess, named as ordo run's keys store, redis_url,
+	// postgres_dsn, store_prefix and dedup_header, and ordo store
+	// migrate's --inbox.
+	Store, RedisURL, PostgresDSN, StorePrefix, Inbox, DedupHeader string
+
 	Export         string
 	Timeout        time.Duration
 	ConnectTimeout time.Duration
 	// Out gets the plan; Err warnings and notes.
 	Out, Err io.Writer
 
-	req replay.ResetRequest // built by Validate
+	req  replay.ResetRequest // built by Validate
+	spec *storeSpec          // checked by Validate with Reprocess
 }
 
 func newReplayResetCmd(stdout, stderr io.Writer) *cobra.Command {
@@ -60,14 +73,26 @@ CSV (topic,partition,offset), which --from-file reads back.
 
 The reset commits every planned partition with empty commit metadata: an Ordo
 offset map left by an earlier commit (records finished above the committed
-offset, which the next owner would skip) never survives a reset.`,
+offset, which the next owner would skip) never survives a reset.
+
+Records the group applied through an idempotency store are skipped as
+duplicates when the reset delivers them again. --reprocess makes them apply
+again: before the reset is committed (and after checking that the group is
+stopped), it reads each partition from NEW-OFFSET to LOG-END and forgets the
+dedup key of every record there (its event-id header, or --dedup-header, else
+its topic/partition/offset) in the store of --store (redis: --redis-url and
+--store-prefix; postgres: --postgres-dsn and --inbox), the pipeline's. A dry
+run with --reprocess reads the ranges and counts their records; it forgets
+nothing. Passwords are never printed.`,
 		Example: `  # rewind group ordo-dev on orders to noon UTC: look first, then do it
   ordo replay reset --group ordo-dev --topic orders --to-time 2026-03-01T12:00:00Z
   ordo replay reset --group ordo-dev --topic orders --to-time 2026-03-01T12:00:00Z --execute
   ordo replay reset --group ordo-dev --topic orders:0,1 --shift-by -100
   ordo replay reset --group ordo-dev --topic orders --by-duration 15m --execute
   ordo replay reset --group ordo-dev --topic orders --shift-by 0 --export before.csv   # save the current offsets
-  ordo replay reset --group ordo-dev --from-file before.csv --execute                   # and go back to them`,
+  ordo replay reset --group ordo-dev --from-file before.csv --execute                   # and go back to them
+  # apply the rewound records again through redis-ledger (forget their dedup keys first)
+  ordo replay reset --group ledger --topic orders --to-earliest --execute --reprocess --store redis --redis-url redis://127.0.0.1:6379/0`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := validated(r.Validate()); err != nil {
@@ -88,6 +113,13 @@ offset, which the next owner would skip) never survives a reset.`,
 	f.BoolVar(&r.ToLatest, "to-latest", false, "move to the log end")
 	f.StringVar(&r.FromFile, "from-file", "", "move to the offsets of a CSV plan (topic,partition,offset, as --export and the Kafka tool write)")
 	f.BoolVar(&r.Execute, "execute", false, "commit the plan (without it: a dry run)")
+	f.BoolVar(&r.Reprocess, "reprocess", false, "forget the dedup keys of the records from NEW-OFFSET to LOG-END in --store first, so that they apply again")
+	f.StringVar(&r.Store, "store", "", "the pipeline's idempotency store for --reprocess: redis or postgres (as ordo run's key store)")
+	f.StringVar(&r.RedisURL, "redis-url", "", "its Redis: redis://[:password@]host:port[/db] (key redis_url); the password is never printed")
+	f.StringVar(&r.PostgresDSN, "postgres-dsn", "", "its PostgreSQL: postgres://user[:password]@host:port/db (key postgres_dsn); the password is never printed")
+	f.StringVar(&r.StorePrefix, "store-prefix", "", "its Redis key prefix (key store_prefix; default "+defaultStorePrefix+")")
+	f.StringVar(&r.Inbox, "inbox", "", "its PostgreSQL inbox table (default "+pgstore.DefaultInbox+", ordo run's)")
+	f.StringVar(&r.DedupHeader, "dedup-header", "", "the header whose value is a record's dedup key (key dedup_header; default "+store.DefaultDedupHeader+")")
 	f.StringVar(&r.Export, "export", "", "write the plan to this CSV file (topic,partition,offset)")
 	f.DurationVar(&r.Timeout, "timeout", 30*time.Second, "time allowed in all, the connect check included")
 	f.DurationVar(&r.ConnectTimeout, "connect-timeout", 10*time.Second, "time allowed for a seed broker to answer first (at most --timeout)")
@@ -196,6 +228,7 @@ func (r *ReplayResetCmd) Validate() error {
 		bad("connect-timeout", "must be > 0, got %s", r.ConnectTimeout)
 	}
 	r.req = req
+	errs = append(errs, r.validateReprocess()...)
 	return errors.Join(errs...)
 }
 
@@ -273,9 +306,27 @@ func (r *ReplayResetCmd) Run(ctx context.Context) error {
 		} else if err != nil {
 			return r.timedOut(err)
 		}
+		if r.Reprocess {
+			_, err := r.runReprocess(ctx, plan)
+			return err
+		}
 		return nil
 	}
+	var forgot *reprocessResult
+	if r.Reprocess {
+		// Nothing is forgotten while the group runs: ExecuteReset checks
+		// again, but only after the store was changed.
+		if err := replay.CheckInactive(ctx, adm, r.Group); err != nil {
+			return r.timedOut(err)
+		}
+		if forgot, err = r.runReprocess(ctx, plan); err != nil {
+			return err
+		}
+	}
 	if err := replay.ExecuteReset(ctx, adm, plan); err != nil {
+		if forgot != nil {
+			return errNotRewound(r.timedOut(err), forgot)
+		}
 		return r.timedOut(err)
 	}
 	fmt.Fprintf(r.Out, "ordo replay reset: committed %d partitions of group %s (with empty commit metadata)\n", len(plan.Partitions), r.Group)

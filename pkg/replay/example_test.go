@@ -75,3 +75,33 @@ func ExampleCopy() {
 	// Output:
 	// copied 3 records
 }
+
+// Read offsets [3, 6) of partition 0 without a group, e.g. to derive the
+// dedup keys of a range that is about to be replayed.
+func ExampleScan() {
+	c, _ := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "orders"))
+	defer c.Close()
+	cl, _ := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.DefaultProduceTopic("orders"))
+	defer cl.Close()
+	ctx := context.Background()
+	for i := range 10 {
+		cl.ProduceSync(ctx, kgo.StringRecord("event "+strconv.Itoa(i)))
+	}
+	ranges, err := replay.Scan(ctx, replay.ScanConfig{
+		Brokers: c.ListenAddrs(),
+		Ranges:  []replay.ScanRange{{Topic: "orders", Partition: 0, From: 3, To: 6}},
+	}, func(r *kgo.Record) error {
+		fmt.Printf("%s/%d/%d %s\n", r.Topic, r.Partition, r.Offset, r.Value)
+		return nil
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(ranges[0].Records, "records")
+	// Output:
+	// orders/0/3 event 3
+	// orders/0/4 event 4
+	// orders/0/5 event 5
+	// 3 records
+}

@@ -219,6 +219,23 @@ type Store interface {
 	Stats() Stats
 }
 
+// Forgetter is a store that can forget applied keys: a record whose key
+// was forgotten applies again when it is delivered again. It is what
+// `ordo replay reset --reprocess` uses to make a replayed range apply
+// again (see docs/replay.md). redisstore, pgstore and memstore implement
+// it.
+//
+// Forget is meant for keys no running consumer is writing (the group is
+// stopped): a write of a key that races its Forget may apply or not.
+type Forgetter interface {
+	// Forget removes keys (Op.Key values) from the store and returns how
+	// many of them it held: keys it never applied, or that expired or
+	// were pruned, are not counted, nor is a key listed twice. On an
+	// error, the count is of the keys forgotten before it; forgetting
+	// the same keys again is harmless.
+	Forget(ctx context.Context, keys []string) (int64, error)
+}
+
 // NewCollector returns a Prometheus collector of st's counts, read at
 // scrape time: ordo_store_writes_total{store,result} (result applied,
 // duplicate, fenced, error) and ordo_store_fences_total{store}. Register it

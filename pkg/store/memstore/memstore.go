@@ -161,6 +161,29 @@ func (s *Store) Applied(key string) bool {
 	return ok && (exp.IsZero() || s.opts.Now().Before(exp))
 }
 
+// Forget implements store.Forgetter: it removes keys, so that their
+// records apply again, and returns how many were applied (and had not
+// expired). It never fails.
+func (s *Store) Forget(_ context.Context, keys []string) (int64, error) {
+	now := s.opts.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for _, k := range keys {
+		exp, ok := s.applied[k]
+		if !ok {
+			continue
+		}
+		delete(s.applied, k)
+		if exp.IsZero() || now.Before(exp) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+var _ store.Forgetter = (*Store)(nil)
+
 // Dedup is a Middleware that runs the processor inside Apply: a record whose
 // key (from keys) was applied before is done without a call, and a call of a
 // member whose token is stale is not made (the record holds its partition,

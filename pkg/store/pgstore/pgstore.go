@@ -286,6 +286,33 @@ func (s *Store) Prune(ctx context.Context, olderThan time.Duration) (int64, erro
 	return tag.RowsAffected(), nil
 }
 
+// forgetBatch bounds the keys of one Forget statement.
+const forgetBatch = 1000
+
+var _ store.Forgetter = (*Store)(nil)
+
+// Forget implements store.Forgetter: it deletes the inbox rows of keys
+// (DELETE ... WHERE key = ANY($1), up to 1,000 keys a statement, each
+// within Options.Timeout and committed on its own) and returns how many
+// it deleted. A key listed twice is counted once. On an error, the count
+// is of the statements that committed.
+func (s *Store) Forget(ctx context.Context, keys []string) (int64, error) {
+	q := "DELETE FROM " + pgx.Identifier{s.opts.Inbox}.Sanitize() + " WHERE key = ANY($1::text[])"
+	var n int64
+	for len(keys) > 0 {
+		b := keys[:min(len(keys), forgetBatch)]
+		keys = keys[len(b):]
+		bctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+		tag, err := s.opts.Pool.Exec(bctx, q, b)
+		cancel()
+		if err != nil {
+			return n, classify(err)
+		}
+		n += tag.RowsAffected()
+	}
+	return n, nil
+}
+
 // flush runs a batch in one transaction; if its statements fail, each call
 // runs again alone, so that the bad one fails alone.
 func (s *Store) flush(calls []*batch.Call[req, store.Outcome]) {

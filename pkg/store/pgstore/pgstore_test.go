@@ -180,3 +180,47 @@ func TestPruneAndSchema(t *testing.T) {
 		t.Error("New accepted a bad table name")
 	}
 }
+
+// Forget deletes only its own inbox's rows: a store on another inbox keeps
+// the same keys; a database that cannot be reached fails it with
+// ErrUnavailable.
+func TestForgetIsPerInbox(t *testing.T) {
+	pool := testenv.Postgres(t)
+	a, _ := migrated(t, pool, 0)
+	b, _ := migrated(t, pool, 0)
+	ctx := context.Background()
+	for _, st := range []*pgstore.Store{a, b} {
+		for _, k := range []string{"x", "y"} {
+			if o, err := st.Apply(ctx, store.Op{Key: k}); err != nil || o != store.Applied {
+				t.Fatal(o, err)
+			}
+		}
+	}
+	if n, err := a.Forget(ctx, []string{"x", "y", "x"}); err != nil || n != 2 {
+		t.Fatalf("Forget: %d, %v; want 2", n, err)
+	}
+	if o, _ := b.Apply(ctx, store.Op{Key: "x"}); o != store.Duplicate {
+		t.Errorf("the other inbox's key: %v, want duplicate", o)
+	}
+	if o, _ := a.Apply(ctx, store.Op{Key: "x"}); o != store.Applied {
+		t.Errorf("the forgotten key: %v, want applied", o)
+	}
+
+	cfg, err := pgxpool.ParseConfig("postgres://u@127.0.0.1:1/db?sslmode=disable&connect_timeout=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer down.Close()
+	st, err := pgstore.New(pgstore.Options{Pool: down, Timeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if n, err := st.Forget(ctx, []string{"x"}); !errors.Is(err, store.ErrUnavailable) || n != 0 {
+		t.Errorf("Forget on an unreachable database: %d, %v; want 0 and ErrUnavailable", n, err)
+	}
+}

@@ -190,6 +190,49 @@ func (s *Store) FenceKey(group, topic string, partition int32) string {
 	return s.opts.Prefix + "fence:" + group + "/" + topic + "/" + strconv.FormatInt(int64(partition), 10)
 }
 
+// forgetBatch bounds the DELs of one Forget pipeline.
+const forgetBatch = 1000
+
+var _ store.Forgetter = (*Store)(nil)
+
+// Forget implements store.Forgetter: it deletes the dedup keys of keys
+// (one DEL each, so that no command spans two hash slots on a cluster),
+// in pipelines of up to 1,000, each within Options.Timeout, and returns
+// how many existed. A key listed twice is counted once. An error that
+// could not reach Redis wraps store.ErrUnavailable; the count is then of
+// the pipelines that completed.
+func (s *Store) Forget(ctx context.Context, keys []string) (int64, error) {
+	var n int64
+	for len(keys) > 0 {
+		b := keys[:min(len(keys), forgetBatch)]
+		keys = keys[len(b):]
+		m, err := s.forget(ctx, b)
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+func (s *Store) forget(ctx context.Context, keys []string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	pipe := s.opts.Client.Pipeline()
+	cmds := make([]*redis.IntCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.Del(ctx, s.DedupKey(k))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, classify(err)
+	}
+	var n int64
+	for _, c := range cmds {
+		n += c.Val()
+	}
+	return n, nil
+}
+
 // Fence implements ordo.Fencer: INCR on the partition's fence key.
 func (s *Store) Fence(ctx context.Context, group, topic string, partition int32) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)

@@ -140,6 +140,9 @@ func TestUnavailable(t *testing.T) {
 	if _, err := st.Fence(context.Background(), "g", "t", 0); !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("fence: %v, want ErrUnavailable", err)
 	}
+	if n, err := st.Forget(context.Background(), []string{"k"}); !errors.Is(err, store.ErrUnavailable) || n != 0 {
+		t.Errorf("forget: %d, %v; want 0 and ErrUnavailable", n, err)
+	}
 	if s := st.Stats(); s.Errors != 1 {
 		t.Errorf("stats %+v, want 1 error", s)
 	}

@@ -1,8 +1,9 @@
 // Package storetest is the conformance suite every idempotency store
 // passes (watermill's pubsub tests are the model): the same writes
 // delivered twice and concurrently apply once, a failed write leaves its key
-// unmarked, and a write with a stale fencing token is rejected, counted, and
-// never applied once Fence has returned a newer token.
+// unmarked, a write with a stale fencing token is rejected, counted, and
+// never applied once Fence has returned a newer token, and (for a
+// store.Forgetter) a forgotten key applies again while the others stay.
 package storetest
 
 import (
@@ -40,6 +41,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
 	t.Run("FailedWriteLeavesKeyUnmarked", func(t *testing.T) { t.Parallel(); failed(t, newHarness(t)) })
 	t.Run("StaleTokenRejected", func(t *testing.T) { t.Parallel(); stale(t, newHarness(t)) })
 	t.Run("NoStaleWriteAfterFence", func(t *testing.T) { t.Parallel(); raceFence(t, newHarness(t)) })
+	t.Run("ForgottenKeysApplyAgain", func(t *testing.T) { t.Parallel(); forget(t, newHarness(t)) })
 }
 
 func ctxFor(t *testing.T) context.Context {
@@ -253,4 +255,78 @@ func raceFence(t *testing.T, h Harness) {
 		}
 	}
 	t.Logf("%d writes applied before the fence, %d fenced after", len(m), fenced.Load())
+}
+
+// forget: 1,500 keys applied; Forget of 1,100 of them (one listed twice)
+// and 50 never applied counts 1,100; applying all 1,500 again applies the
+// forgotten ones (their effect twice) and finds the 400 others
+// duplicates. Forget of nothing is 0.
+func forget(t *testing.T, h Harness) {
+	f, ok := h.Store.(store.Forgetter)
+	if !ok {
+		t.Skipf("%T is not a store.Forgetter", h.Store)
+	}
+	ctx := ctxFor(t)
+	const n, forgotten = 1500, 1100
+	key := func(i int) string { return fmt.Sprintf("fg%d", i) }
+	applyAll := func() (applied, dups int64) {
+		var a, d atomic.Int64
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for w := range 16 {
+			wg.Go(func() {
+				for i := w; i < n; i += 16 {
+					o, err := h.Apply(ctx, op(key(i), 0, 0))
+					if err != nil {
+						errs <- err
+						return
+					}
+					if o == store.Applied {
+						a.Add(1)
+					} else {
+						d.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		return a.Load(), d.Load()
+	}
+	if a, d := applyAll(); a != n || d != 0 {
+		t.Fatalf("first pass: %d applied, %d duplicates; want %d and 0", a, d, n)
+	}
+	keys := []string{key(0)} // listed twice: counted once
+	for i := range forgotten {
+		keys = append(keys, key(i))
+	}
+	for i := range 50 {
+		keys = append(keys, fmt.Sprintf("never%d", i))
+	}
+	got, err := f.Forget(ctx, keys)
+	if err != nil || got != forgotten {
+		t.Fatalf("Forget: %d, %v; want %d (the keys it held)", got, err, forgotten)
+	}
+	if got, err := f.Forget(ctx, nil); err != nil || got != 0 {
+		t.Errorf("Forget(nil): %d, %v", got, err)
+	}
+	if a, d := applyAll(); a != forgotten || d != n-forgotten {
+		t.Errorf("after Forget: %d applied, %d duplicates; want %d and %d", a, d, forgotten, n-forgotten)
+	}
+	m := effects(t, h)
+	for i := range n {
+		want := 1
+		if i < forgotten {
+			want = 2
+		}
+		if m[key(i)] != want {
+			t.Fatalf("key %s applied %d times, want %d", key(i), m[key(i)], want)
+		}
+	}
+	if m["never0"] != 0 {
+		t.Error("forgetting a key applied it")
+	}
 }

@@ -114,7 +114,7 @@ func runUntilCommitted(t *testing.T, adm *kadm.Client, body, group string, n int
 }
 
 // storeCounts reads the stop line's store counts.
-var storeCountsRe = regexp.MustCompile(`ordo run: stopped\. processed=(\d+) .* applied=(\d+) duplicates=(\d+) fenced=(\d+) store-errors=(\d+)`)
+var storeCountsRe = regexp.MustCompile(`ordo run: stopped\. processed=(\d+) .* applied=(\d+) duplicates=(\d+) fenced=(\d+) failed-writes=(\d+)`)
 
 func storeCounts(t *testing.T, out string) (processed, applied, dups string) {
 	t.Helper()
@@ -123,7 +123,7 @@ func storeCounts(t *testing.T, out string) (processed, applied, dups string) {
 		t.Fatalf("no stop line with store counts:\n%s", out)
 	}
 	if m[4] != "0" || m[5] != "0" {
-		t.Errorf("fenced=%s store-errors=%s, want 0:\n%s", m[4], m[5], out)
+		t.Errorf("fenced=%s failed-writes=%s, want 0:\n%s", m[4], m[5], out)
 	}
 	return m[1], m[2], m[3]
 }

@@ -1954,7 +1954,9 @@ type LaneSnapshot struct {
 	Keys   int
 	Paused bool
 	// PauseReason says why the partition is paused: records, bytes, span,
-	// offset_map or global; "" when it is not.
+	// offset_map or global (a budget), hold (a record returned
+	// HoldPartition), not_due (a retry tier's next record is not due
+	// yet); "" when it is not.
 	PauseReason string
 	// Slow is true while the lane runs records one at a time under its
 	// scheduler (its calls are slow, or one stalled), false while its

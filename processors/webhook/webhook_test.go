@@ -136,15 +136,22 @@ func TestRetryAfterHonoured(t *testing.T) {
 	}
 }
 
-// outage is how long the endpoint answers 503 in TestOutageHoldsNoDLQ. The
-// issue's scenario is 30 s; the test keeps its mechanism and shortens it.
-var outage = 5 * time.Second
+// outageFor is how long the endpoint answers 503 in TestOutageHoldsNoDLQ:
+// the 30 s, or 5 s with -short.
+func outageFor() time.Duration {
+	if testing.Short() {
+		return 5 * time.Second
+	}
+	return 30 * time.Second
+}
 
 // TestOutageHoldsNoDLQ: the endpoint answers 503 for a while. The breaker
 // opens (a few requests reach the endpoint meanwhile: the probes), no
 // record is dead-lettered although MaxAttempts is 3, and every record is
 // delivered once the endpoint recovers.
 func TestOutageHoldsNoDLQ(t *testing.T) {
+	t.Parallel()
+	outage := outageFor()
 	const n = 400
 	var down atomic.Bool
 	var ok, refused atomic.Int64

@@ -35,6 +35,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+
 	"github.com/ordokafka/ordo/pkg/devbroker"
 	"github.com/ordokafka/ordo/pkg/ordo"
 )
@@ -628,20 +631,8 @@ func WriteTable(w io.Writer, rep Report) error {
 	return tw.Flush()
 }
 
-// groupDigits formats v rounded to an integer with thousands separators.
+// groupDigits formats v rounded to an integer with thousands separators:
+// 1234567.4 -> 1,234,567.
 func groupDigits(v float64) string {
-	s := strconv.FormatInt(int64(math.Round(v)), 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
+	return message.NewPrinter(language.English).Sprintf("%d", int64(math.Round(v)))
 }

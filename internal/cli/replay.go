@@ -10,6 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
+
 	"github.com/spf13/cobra"
 
 	"github.com/ordokafka/ordo/pkg/replay"
@@ -198,20 +201,5 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// group3 writes n with thin thousands separators: 1234567 -> 1,234,567.
-func group3(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+// group3 writes n with thousands separators: 1234567 -> 1,234,567.
+func group3(n int64) string { return message.NewPrinter(language.English).Sprintf("%d", n) }

@@ -15,6 +15,20 @@ help: ## List the targets
 build: ## Build bin/ordo
 	$(GO) build -o $(BIN) ./cmd/ordo
 
+# The Dockerfile's build, on the host, with its flags: CI runs it, and a test
+# checks that the Dockerfile's go build and this one have the same flags.
+STATIC_BIN := bin/ordo-static
+
+.PHONY: build-static
+build-static: ## Build bin/ordo-static as the Dockerfile does (static, -trimpath, stripped) and check it is static
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(STATIC_BIN) ./cmd/ordo
+	@$(GO) version -m $(STATIC_BIN) | grep -q 'CGO_ENABLED=0' || { echo "$(STATIC_BIN): not built with CGO_ENABLED=0"; exit 1; }
+	@command -v ldd >/dev/null || { echo "build-static: no ldd to check $(STATIC_BIN) with"; exit 1; }
+	@if ldd $(STATIC_BIN) >/dev/null 2>&1; then ldd $(STATIC_BIN); echo "$(STATIC_BIN) is dynamically linked: the Dockerfile's distroless/static image could not run it"; exit 1; fi
+	@if command -v file >/dev/null; then file $(STATIC_BIN) | grep -q 'statically linked.*stripped' || { file $(STATIC_BIN); echo "$(STATIC_BIN): want statically linked and stripped"; exit 1; }; fi
+	@./$(STATIC_BIN) --version >/dev/null
+	@echo "$(STATIC_BIN): statically linked, $$(du -h $(STATIC_BIN) | cut -f1)"
+
 .PHONY: run
 run: build ## Run the demo: embedded broker, demo producer, example pipeline (Ctrl-C stops)
 	./$(BIN) dev --demo

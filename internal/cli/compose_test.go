@@ -1322,3 +1322,59 @@ func TestComposePipelineOnKfake(t *testing.T) {
 		t.Errorf("worker output:\n%s", wout.String())
 	}
 }
+
+// What tells users where things are agrees with docker-compose.yml: every
+// localhost port in docs/getting-started.md's compose section, in the
+// compose file's header and in what make compose-up prints is a host port
+// the stack publishes, and the section's table names every service.
+func TestComposeDocsMatchTheStack(t *testing.T) {
+	c := loadCompose(t)
+	published := map[int]string{}
+	for name, s := range c.Services {
+		for h := range s.publishedPorts(t, name) {
+			published[h] = name
+		}
+	}
+	gs, err := os.ReadFile(repoRoot + "/docs/getting-started.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := strings.Index(string(gs), "## With docker compose")
+	if start < 0 {
+		t.Fatal("docs/getting-started.md has no \"## With docker compose\" section")
+	}
+	section := string(gs[start:])
+	if end := strings.Index(section[3:], "\n## "); end >= 0 {
+		section = section[:end+3]
+	}
+	compose, err := os.ReadFile(composePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	header, _, _ := strings.Cut(string(compose), "\nservices:")
+	mk, err := os.ReadFile(repoRoot + "/Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := regexp.MustCompile(`(?m)^compose-up:.*\n((?:\t.*\n)+)`).FindStringSubmatch(string(mk))
+	if up == nil {
+		t.Fatal("Makefile: no compose-up target")
+	}
+	hostPort := regexp.MustCompile(`localhost:(\d+)`)
+	for src, text := range map[string]string{"docs/getting-started.md": section, "docker-compose.yml's header": header, "make compose-up": up[1]} {
+		ms := hostPort.FindAllStringSubmatch(text, -1)
+		if len(ms) < 5 {
+			t.Errorf("%s names %d localhost ports: want the stack's URLs", src, len(ms))
+		}
+		for _, m := range ms {
+			if _, ok := published[atoi(m[1])]; !ok {
+				t.Errorf("%s names localhost:%s, which no service publishes", src, m[1])
+			}
+		}
+	}
+	for name := range c.Services {
+		if !strings.Contains(section, "| `"+name+"` |") {
+			t.Errorf("docs/getting-started.md's compose table does not list the service %s", name)
+		}
+	}
+}

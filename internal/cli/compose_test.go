@@ -789,10 +789,10 @@ func uncommentBlock(text, name string) (string, int) {
 }
 
 // The commented redis-ledger switch in docker-compose.yml, uncommented,
-// is valid compose: the worker then waits for a healthy Redis and its
+// is valid compose: the worker then waits for a healthy Redis, and its
 // environment sets the processor and Redis's URL (the redis service, at
-// the port it listens on). Without the idempotency store (main today),
-// ordo run names both as unknown; with it, the config loads.
+// the port it listens on), which ordo run's loader takes: redis-ledger on
+// the redis store.
 func TestComposeRedisLedgerBlock(t *testing.T) {
 	b, err := os.ReadFile(composePath)
 	if err != nil {
@@ -819,15 +819,12 @@ func TestComposeRedisLedgerBlock(t *testing.T) {
 	} else if ports := c.service(t, "redis").publishedPorts(t, "redis"); !slices.Contains(mapValues(ports), atoi(u.Port())) {
 		t.Errorf("redis-ledger: ORDO_REDIS_URL %s: redis listens on %v", u, mapValues(ports))
 	}
-	_, err = workerConfig(t, c, w.env())
-	if _, storeMerged := keyByName["redis_url"]; storeMerged {
-		if err != nil {
-			t.Errorf("redis-ledger: the worker's config with the block does not load: %v", err)
-		}
-		return
+	r, err := workerConfig(t, c, w.env())
+	if err != nil {
+		t.Fatalf("redis-ledger: the worker's config with the blocks uncommented does not load: %v", err)
 	}
-	if err == nil || !strings.Contains(err.Error(), `"redis-ledger" is not built in`) {
-		t.Errorf("redis-ledger, without the idempotency store: loading gave %v; want the processor named as not built in", err)
+	if r.fc.Processor != "redis-ledger" || r.spec == nil || r.spec.kind != storeRedis || r.fc.RedisURL != u.String() {
+		t.Errorf("redis-ledger: loaded processor %q, store %v, redis_url %q; want redis-ledger on store redis at %s", r.fc.Processor, r.spec, r.fc.RedisURL, u)
 	}
 }
 

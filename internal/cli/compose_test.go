@@ -1336,11 +1336,12 @@ func TestComposeDocsMatchTheStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := strings.Index(string(gs), "## With docker compose")
+	doc := string(gs)
+	start := strings.Index(doc, "## With docker compose")
 	if start < 0 {
 		t.Fatal("docs/getting-started.md has no \"## With docker compose\" section")
 	}
-	section := string(gs[start:])
+	section := doc[start:]
 	if end := strings.Index(section[3:], "\n## "); end >= 0 {
 		section = section[:end+3]
 	}

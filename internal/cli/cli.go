@@ -136,6 +136,7 @@ Start here:  ordo dev --demo     (embedded broker, demo producer, live progress)
 	root.AddCommand(newLagCmd(stdout, stderr))
 	root.AddCommand(newReplayCmd(stdout, stderr))
 	root.AddCommand(newDLQCmd(stdout, stderr))
+	root.AddCommand(newHealthcheckCmd(stdout))
 	return root
 }
 

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -259,12 +261,13 @@ type connSpec struct {
 // connection is a checked connSpec: the client options it makes, and how
 // to word a failure to connect in the user's names.
 type connection struct {
-	kopts     []kgo.Opt
-	tls       bool
-	caFile    bool
-	mechanism string // as the broker names it: SCRAM-SHA-256; "" none
-	user      string
-	names     connNamer
+	kopts      []kgo.Opt
+	tls        bool
+	caFile     bool
+	clientCert bool
+	mechanism  string // as the broker names it: SCRAM-SHA-256; "" none
+	user       string
+	names      connNamer
 }
 
 // opts are the client options; nil for a nil connection. They are
@@ -288,7 +291,7 @@ func (s connSpec) build(n connNamer) (*connection, []error) {
 	c := &connection{names: n}
 
 	if t := s.TLS; t.on() {
-		c.tls, c.caFile = true, t.CAFile != ""
+		c.tls, c.caFile, c.clientCert = true, t.CAFile != "", t.CertFile != ""
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // InsecureSkipVerify only when the user asks, documented as for tests
 		if t.CAFile != "" {
 			pem, err := os.ReadFile(t.CAFile)
@@ -461,7 +464,11 @@ func (c *connection) explainConnect(err error, attempts int) (msg string, fatal 
 	var cv *tls.CertificateVerificationError
 	var he x509.HostnameError
 	var ee *kgo.ErrFirstReadEOF
-	switch {
+	switch alert := remoteTLSAlert(err); {
+	case alert == alertCertificateRequired || alert == alertBadCertificate && !c.clientCert:
+		return "the broker requires a client certificate: give it with " + n.name("tls.cert_file") + " and " + n.name("tls.key_file"), true
+	case alert == alertBadCertificate || alert == alertUnknownCA:
+		return fmt.Sprintf("the broker refused the client certificate of %s (%v): give one signed by a CA the broker trusts", n.name("tls.cert_file"), err), true
 	case errors.As(err, &he):
 		return fmt.Sprintf("the broker's certificate does not hold the name connected to (%v): connect to a name the certificate holds, or set %s to one",
 			he.Error(), n.name("tls.server_name")), true
@@ -559,4 +566,25 @@ func (fc *FileConfig) connection(rc *runConfig, skip map[string]bool) (*connecti
 	conn, more := spec.build(runNames{rc: rc, skip: skip})
 	errs = append(errs, more...)
 	return conn, errs
+}
+
+// TLS alerts a broker sends about the client's certificate (RFC 8446).
+const (
+	alertBadCertificate      = 42
+	alertUnknownCA           = 48
+	alertCertificateRequired = 116
+)
+
+// remoteTLSAlert is the code of the TLS alert the broker sent, if err is
+// one (0 if not). crypto/tls reports it as a *net.OpError "remote error"
+// around its unexported alert type, a uint8.
+func remoteTLSAlert(err error) uint64 {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil {
+		return 0
+	}
+	if v := reflect.ValueOf(op.Err); v.Kind() == reflect.Uint8 {
+		return v.Uint()
+	}
+	return 0
 }

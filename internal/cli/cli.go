@@ -143,6 +143,7 @@ Start here:  ordo dev --demo     (embedded broker, demo producer, live progress)
 	root.AddCommand(newReplayCmd(stdout, stderr))
 	root.AddCommand(newDLQCmd(stdout, stderr))
 	root.AddCommand(newProduceCmd(stdout, stderr), newConsumeCmd(stdout, stderr))
+	setUpCompletion(root, procs)
 	return root
 }
 

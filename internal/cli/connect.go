@@ -14,20 +14,16 @@ import (
 	"github.com/ordokafka/ordo/pkg/ordo"
 )
 
-// waitForBroker returns once one of brokers answers a metadata request, or,
+// waitFor returns once one of brokers answers a metadata request, or,
 // after timeout, an error that names the brokers, the setting that bounds
 // the wait (what, e.g. "--connect-timeout") and what to check. Commands
-// that connect call it first, so that an unreachable broker fails fast and
-// in words instead of as a bare "context deadline exceeded".
-func waitForBroker(ctx context.Context, brokers []string, timeout time.Duration, what string, opts ...kgo.Opt) error {
-	return waitFor(ctx, brokers, timeout, what, nil, opts)
-}
-
-// waitFor is waitForBroker through conn, the command's TLS and SASL
-// settings (nil: none; opts include its options): a failure that retrying
-// cannot cure (credentials refused, a certificate not trusted, TLS or SASL
-// missing on one side) ends the wait at once, worded in the names the
-// user gave the settings (connection.explainConnect).
+// that connect call it first (most through ConnFlags.waitForBroker), so
+// that an unreachable broker fails fast and in words instead of as a bare
+// "context deadline exceeded". conn is the command's TLS and SASL
+// settings (nil: none; opts include its options): a failure that
+// retrying cannot cure (credentials refused, a certificate not trusted,
+// TLS or SASL missing on one side) ends the wait at once, worded in the
+// names the user gave the settings (connection.explainConnect).
 func waitFor(ctx context.Context, brokers []string, timeout time.Duration, what string, conn *connection, opts []kgo.Opt) error {
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
 	if err != nil {

@@ -117,7 +117,7 @@ func (s startAt) kgoOffset() kgo.Offset {
 }
 
 // offsetKeywords complete --offset in the shell.
-var offsetKeywords = []string{"start", "end", "-10", "+10", "15m"}
+var offsetKeywords = []string{"start", "end"}
 
 func newConsumeCmd(stdout, stderr io.Writer) *cobra.Command {
 	return newConsumeCommand(&ConsumeCmd{Out: stdout, Err: stderr})

@@ -213,7 +213,7 @@ func bytesFromJSON(raw json.RawMessage) ([]byte, error) {
 				}
 				b, err := base64.StdEncoding.DecodeString(s)
 				if err != nil {
-					return nil, fmt.Errorf(`{"base64": ...}: %v`, err)
+					return nil, fmt.Errorf(`{"base64": ...}: %w`, err)
 				}
 				return b, nil
 			}
@@ -269,7 +269,8 @@ func headersFromJSON(raw json.RawMessage) ([]kgo.RecordHeader, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%q: %w", tok, err)
 			}
-			out = append(out, kgo.RecordHeader{Key: tok.(string), Value: vb})
+			name, _ := tok.(string) // an object's keys are strings
+			out = append(out, kgo.RecordHeader{Key: name, Value: vb})
 		}
 		return out, nil
 	}
@@ -280,7 +281,7 @@ func headersFromJSON(raw json.RawMessage) ([]kgo.RecordHeader, error) {
 func jsonProblem(err error) error {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		return fmt.Errorf("not valid JSON: %v (at byte %d)", se, se.Offset)
+		return fmt.Errorf("not valid JSON: %w (at byte %d)", se, se.Offset)
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return errors.New("not valid JSON: it ends too early")

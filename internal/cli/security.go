@@ -36,10 +36,10 @@ import (
 // secret, which prints as [redacted] whatever the format, and no error
 // quotes it.
 
-// Names of the variables that carry secrets.
+// Names of the variables that carry secrets (names, not credentials).
 const (
-	envSASLPassword = "ORDO_SASL_PASSWORD"
-	envSASLToken    = "ORDO_SASL_TOKEN"
+	envSASLPassword = "ORDO_SASL_PASSWORD" //nolint:gosec // a variable's name
+	envSASLToken    = "ORDO_SASL_TOKEN"    //nolint:gosec // a variable's name
 )
 
 // saslMechanisms are the values of --sasl-mechanism (and sasl.mechanism).

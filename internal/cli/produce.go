@@ -86,8 +86,10 @@ Without a partition (from the line or --partition) the key chooses it: murmur2,
 as Kafka's Java client and ordo's own producers.
 
 Each acknowledged record is printed (line, partition, offset) unless --quiet.
-The first bad line or refused record stops the run: the lines before it are
-produced and acknowledged, nothing from it on is, and the exit code is 1.`,
+The first bad line stops the run: the lines before it are produced and
+acknowledged, nothing from it on is, and the exit code is 1. A record the
+brokers refuse stops it too; the records batched with it fail with it, and
+the error names the lines that failed. The summary counts what was produced.`,
 		Example: `  # one record per line, the line its value; then key:value lines; then a key and headers for all
   echo hello | ordo produce --brokers 127.0.0.1:9092 --topic orders
   printf 'c-1:{"total":12}\nc-2:{"total":7}\n' | ordo produce --brokers 127.0.0.1:9092 --topic orders --key-delim :
@@ -210,7 +212,8 @@ type produceTally struct {
 	ok       int
 	failed   int
 	firstErr error // of the lowest line that failed
-	errLine  int
+	errLine  int   // the lowest line that failed
+	lastFail int   // the highest
 	parts    map[int32]bool
 }
 
@@ -366,6 +369,7 @@ func (t *produceTally) done(line int, r *kgo.Record, err error) {
 		if t.firstErr == nil || line < t.errLine {
 			t.firstErr, t.errLine = err, line
 		}
+		t.lastFail = max(t.lastFail, line)
 		return
 	}
 	t.ok++
@@ -386,9 +390,14 @@ func (p *ProduceCmd) report(t *produceTally, read, lastLine int, interrupted boo
 	}
 	fmt.Fprintln(p.Err)
 	switch {
+	case t.firstErr != nil && t.failed == 1:
+		return fmt.Errorf("line %d: the record failed: %w; the %d other records read were produced, and no line after line %d",
+			t.errLine, t.firstErr, t.ok, lastLine)
 	case t.firstErr != nil:
-		return fmt.Errorf("line %d: the record failed: %w; %d records failed, %d were produced, and no line after line %d was produced",
-			t.errLine, t.firstErr, t.failed, t.ok, lastLine)
+		// The brokers refuse a batch, and a failed record fails those
+		// buffered behind it in its partition: the lines are a span.
+		return fmt.Errorf("%d records failed, of lines %d to %d (a record and those sent or buffered with it), the first with: %w; %d were produced, and no line after line %d",
+			t.failed, t.errLine, t.lastFail, t.firstErr, t.ok, lastLine)
 	case stopErr != nil && read == 0:
 		return fmt.Errorf("%w: nothing was produced", stopErr)
 	case stopErr != nil:

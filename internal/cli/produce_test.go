@@ -3,6 +3,9 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -265,4 +268,44 @@ func valueRecords(partition int32, n int) []*kgo.Record {
 		out = append(out, &kgo.Record{Partition: partition, Key: []byte("k"), Value: []byte(strconv.Itoa(i))})
 	}
 	return out
+}
+
+// A record the brokers refuse stops the run with an error naming its
+// line, and the summary's count is what the broker holds: nothing is
+// half-written silently.
+func TestProduceRefusedRecordStops(t *testing.T) {
+	c := newKfake(t)
+	addr := c.ListenAddrs()[0]
+	adm, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	maxBytes := "300"
+	_, err = kadm.NewClient(adm).CreateTopic(context.Background(), 1, 1, map[string]*string{"max.message.bytes": &maxBytes}, "orders")
+	adm.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	noise := make([]byte, 1000) // random: the producer's compression cannot shrink it under the limit
+	_, _ = rand.Read(noise)
+	big := hex.EncodeToString(noise)
+	code, _, errs := runOrdo(t, "a\nb\n"+big+"\nd\ne\n", "produce", "--brokers", addr, "--topic", "orders", "-q")
+	if code != 1 || !strings.Contains(errs, "MESSAGE_TOO_LARGE") {
+		t.Fatalf("exit %d, stderr %q", code, errs)
+	}
+	// Which lines fail with it depends on how the producer batched them
+	// (a refused batch fails all its records); the count reported is what
+	// the broker holds either way.
+	recs := readAll(t, addr, "orders")
+	if want := "ordo produce: " + strconv.Itoa(len(recs)) + " of 5 records produced to orders"; !strings.Contains(errs, want) {
+		t.Errorf("the broker holds %d records; stderr %q", len(recs), errs)
+	}
+	for _, r := range recs {
+		if len(r.Value) > 1 {
+			t.Errorf("the refused record was written: %d bytes", len(r.Value))
+		}
+	}
+	if !strings.Contains(errs, "line 3") && !regexp.MustCompile(`of lines [1-3] to [3-5]`).MatchString(errs) {
+		t.Errorf("the error does not point at line 3: %s", errs)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"regexp"
 	"slices"
 	"strconv"
@@ -307,5 +308,38 @@ func TestProduceRefusedRecordStops(t *testing.T) {
 	}
 	if !strings.Contains(errs, "line 3") && !regexp.MustCompile(`of lines [1-3] to [3-5]`).MatchString(errs) {
 		t.Errorf("the error does not point at line 3: %s", errs)
+	}
+}
+
+// Interrupted while it waits for input (a pipe nobody closes), produce
+// stops at once, delivers what it read and says where it stopped.
+func TestProduceInterruptedWhileWaitingForInput(t *testing.T) {
+	c := newKfake(t, kfake.SeedTopics(1, "orders"))
+	addr := c.ListenAddrs()[0]
+	pr, pw := io.Pipe()
+	defer pw.Close() // ends the reader, blocked in the pipe, after the test
+	var out, errb syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan int, 1)
+	go func() {
+		done <- mainIO(ctx, []string{"produce", "--brokers", addr, "--topic", "orders"}, pr, &out, &errb, nil, builtin.New())
+	}()
+	if _, err := io.WriteString(pw, "a\nb\n"); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out.String(), "line 2: orders/0 offset 1"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("line 2 not produced: %q %q", out.String(), errb.String())
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 || !strings.Contains(errb.String(), "ordo produce: 2 of 2 records produced to orders (partitions 0); interrupted after line 2, the rest of the input not read") {
+			t.Errorf("exit %d, stderr %q", code, errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("produce did not stop when interrupted while waiting for input")
 	}
 }

@@ -276,6 +276,8 @@ func TestEveryBrokerCommandConnectsWithTLSAndSASL(t *testing.T) {
 		{"topics", "apply", "--dir", topicsDir},
 		{"lag", "--group", "g", "--topic", "orders"},
 		{"replay", "reset", "--group", "g", "--topic", "orders", "--to-earliest"},
+		// --reprocess's dry run scans the ranges with clients of its own.
+		{"replay", "reset", "--group", "g", "--topic", "orders", "--to-earliest", "--reprocess", "--store", "redis", "--redis-url", "redis://127.0.0.1:1/0"},
 		{"replay", "copy", "--from", "orders", "--into", "orders.copy", "--progress", "none"},
 		{"dlq", "list", "--topic", "orders", "--group", "g"},
 		{"dlq", "show", "--topic", "orders", "--group", "g"},

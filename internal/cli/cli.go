@@ -43,6 +43,11 @@ func MainSignals(ctx context.Context, args []string, stdout, stderr io.Writer, s
 // records still running and stops at once. Other commands stop at the
 // first.
 func MainWith(ctx context.Context, args []string, stdout, stderr io.Writer, sigs <-chan os.Signal, procs *registry.Registry) int {
+	return mainIO(ctx, args, os.Stdin, stdout, stderr, sigs, procs)
+}
+
+// mainIO is MainWith reading stdin (ordo produce's input).
+func mainIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, sigs <-chan os.Signal, procs *registry.Registry) int {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	in := newInterrupts(cancel)
@@ -56,6 +61,7 @@ func MainWith(ctx context.Context, args []string, stdout, stderr io.Writer, sigs
 		wg.Wait()
 	}()
 	root := newRoot(stdout, stderr, in, procs)
+	root.SetIn(stdin)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		printError(stderr, err)
@@ -137,6 +143,8 @@ Start here:  ordo dev --demo     (embedded broker, demo producer, live progress)
 	root.AddCommand(newReplayCmd(stdout, stderr))
 	root.AddCommand(newDLQCmd(stdout, stderr))
 	root.AddCommand(newHealthcheckCmd(stdout))
+	root.AddCommand(newProduceCmd(stdout, stderr), newConsumeCmd(stdout, stderr))
+	setUpCompletion(root, procs)
 	return root
 }
 

@@ -1185,9 +1185,9 @@ var (
 	lagLine        = regexp.MustCompile(`ordo lag serve: .* on http://(\S+)/metrics`)
 )
 
-// waitFor waits until re matches what buf holds, and returns its first
+// waitForMatch waits until re matches what buf holds, and returns its first
 // group.
-func waitFor(t *testing.T, buf *syncBuffer, re *regexp.Regexp, what string) string {
+func waitForMatch(t *testing.T, buf *syncBuffer, re *regexp.Regexp, what string) string {
 	t.Helper()
 	var m []string
 	waitUntil(t, 20*time.Second, what, func() bool {
@@ -1253,7 +1253,7 @@ func TestComposePipelineOnKfake(t *testing.T) {
 	wcmd.SetErr(io.Discard)
 	wdone := make(chan error, 1)
 	go func() { wdone <- wcmd.ExecuteContext(wctx) }()
-	maddr := waitFor(t, &wout, runMetricsLine, "the worker's metrics address")
+	maddr := waitForMatch(t, &wout, runMetricsLine, "the worker's metrics address")
 
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.DefaultProduceTopic("orders"))
 	if err != nil {
@@ -1294,7 +1294,7 @@ func TestComposePipelineOnKfake(t *testing.T) {
 	defer stopLag()
 	ldone := make(chan int, 1)
 	go func() { ldone <- Main(lctx, largs, &lout, &lout) }()
-	laddr := waitFor(t, &lout, lagLine, "the exporter's address")
+	laddr := waitForMatch(t, &lout, lagLine, "the exporter's address")
 	if code, out := composeHealthcheck(t, l, laddr); code != 0 {
 		t.Errorf("lag healthcheck: exit %d: %s", code, out)
 	}

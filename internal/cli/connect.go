@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -13,12 +14,17 @@ import (
 	"github.com/ordokafka/ordo/pkg/ordo"
 )
 
-// waitForBroker returns once one of brokers answers a metadata request, or,
+// waitFor returns once one of brokers answers a metadata request, or,
 // after timeout, an error that names the brokers, the setting that bounds
 // the wait (what, e.g. "--connect-timeout") and what to check. Commands
-// that connect call it first, so that an unreachable broker fails fast and
-// in words instead of as a bare "context deadline exceeded".
-func waitForBroker(ctx context.Context, brokers []string, timeout time.Duration, what string, opts ...kgo.Opt) error {
+// that connect call it first (most through ConnFlags.waitForBroker), so
+// that an unreachable broker fails fast and in words instead of as a bare
+// "context deadline exceeded". conn is the command's TLS and SASL
+// settings (nil: none; opts include its options): a failure that
+// retrying cannot cure (credentials refused, a certificate not trusted,
+// TLS or SASL missing on one side) ends the wait at once, worded in the
+// names the user gave the settings (connection.explainConnect).
+func waitFor(ctx context.Context, brokers []string, timeout time.Duration, what string, conn *connection, opts []kgo.Opt) error {
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
 	if err != nil {
 		return fmt.Errorf("brokers %s: %w", strings.Join(brokers, ","), err)
@@ -29,9 +35,20 @@ func waitForBroker(ctx context.Context, brokers []string, timeout time.Duration,
 	retry := time.NewTimer(0)
 	defer retry.Stop()
 	var last error
+	same := 0 // failures in a row like the last
 	for {
-		if last = cl.Ping(wctx); last == nil {
+		err := cl.Ping(wctx)
+		if err == nil {
 			return nil
+		}
+		if last != nil && errors.Is(err, io.EOF) == errors.Is(last, io.EOF) {
+			same++
+		} else {
+			same = 1
+		}
+		last = err
+		if msg, fatal := conn.explainConnect(err, same); fatal {
+			return fmt.Errorf("brokers %s: %s", strings.Join(brokers, ","), msg)
 		}
 		retry.Reset(250 * time.Millisecond)
 		select {
@@ -39,7 +56,11 @@ func waitForBroker(ctx context.Context, brokers []string, timeout time.Duration,
 			if errors.Is(ctx.Err(), context.Canceled) { // interrupted, not timed out
 				return ctx.Err()
 			}
-			return unreachable(brokers, timeout, what, last)
+			err := unreachable(brokers, timeout, what, last)
+			if hint := conn.unreachableHint(); hint != "" {
+				err = fmt.Errorf("%w%s", err, hint)
+			}
+			return err
 		case <-retry.C:
 		}
 	}

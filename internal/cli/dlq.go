@@ -31,6 +31,7 @@ type DLQFlags struct {
 	DLQTopic       string
 	Timeout        time.Duration
 	ConnectTimeout time.Duration
+	Conn           ConnFlags
 
 	Since, Until  string
 	ErrorClasses  []string
@@ -63,6 +64,7 @@ func (d *DLQFlags) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&d.Offsets, "offset", "", "only letters whose ORIGINAL offset is in these ranges (e.g. 1000-2000)")
 	f.StringVar(&d.DLQPartitions, "dlq-partition", "", "only these partitions of the dead-letter topic itself")
 	f.StringVar(&d.DLQOffsets, "dlq-offset", "", "only these offsets of the dead-letter topic itself (e.g. 100-)")
+	addConnFlags(f, &d.Conn, false)
 }
 
 // validate checks the shared flags and returns every problem, each naming
@@ -138,6 +140,7 @@ func (d *DLQFlags) validate(groupRequired bool) []error {
 		*r.out = rs
 	}
 	d.filter = f
+	errs = append(errs, d.Conn.validate()...)
 	return errs
 }
 
@@ -186,11 +189,11 @@ func (d *DLQFlags) client(ctx context.Context) (*dlq.Client, context.Context, co
 	if d.Timeout > 0 && d.Timeout < connect {
 		connect, what = d.Timeout, "--timeout"
 	}
-	if err := waitForBroker(ctx, d.Brokers, connect, what); err != nil {
+	if err := d.Conn.waitForBroker(ctx, d.Brokers, connect, what); err != nil {
 		cancel()
 		return nil, nil, nil, err
 	}
-	c, err := dlq.New(dlq.Config{Opts: []kgo.Opt{kgo.SeedBrokers(d.Brokers...)}})
+	c, err := dlq.New(dlq.Config{Opts: append([]kgo.Opt{kgo.SeedBrokers(d.Brokers...)}, d.Conn.opts()...)})
 	if err != nil {
 		cancel()
 		return nil, nil, nil, err

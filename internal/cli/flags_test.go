@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // The noop-throughput rounds: the help text said "3 times" while the
@@ -92,7 +94,9 @@ func TestDevFlagsAllErrorsAtOnce(t *testing.T) {
 	}
 }
 
-// Every command's --help has an Examples section.
+// Every command's --help has an Examples section: ordo's commands, and
+// cobra's help and completion commands too. Only hidden commands (the
+// bench worker, cobra's __complete) are left out.
 func TestEveryCommandHasExamples(t *testing.T) {
 	var walk func(c *cobra.Command)
 	n := 0
@@ -100,7 +104,7 @@ func TestEveryCommandHasExamples(t *testing.T) {
 		for _, sub := range c.Commands() {
 			walk(sub)
 		}
-		if c.Hidden || c.Name() == "help" || c.Name() == "completion" || c.Parent() != nil && c.Parent().Name() == "completion" {
+		if c.Hidden {
 			return
 		}
 		n++
@@ -109,13 +113,14 @@ func TestEveryCommandHasExamples(t *testing.T) {
 		if code := Main(context.Background(), args, &out, &out); code != 0 {
 			t.Errorf("%s --help: exit %d", c.CommandPath(), code)
 		}
-		if c.Example == "" || !strings.Contains(out.String(), "Examples:\n  ordo ") && !strings.Contains(out.String(), "Examples:\n  # ") {
+		if c.Example == "" || !strings.Contains(out.String(), "Examples:\n  ordo ") && !strings.Contains(out.String(), "Examples:\n  # ") &&
+			!strings.Contains(out.String(), "Examples:\n  source ") && !strings.Contains(out.String(), "Examples:\n  echo ") {
 			t.Errorf("%s --help has no Examples section:\n%s", c.CommandPath(), out.String())
 		}
 	}
 	walk(NewRoot(&bytes.Buffer{}, &bytes.Buffer{}))
-	if n < 7 {
-		t.Errorf("checked %d commands, want the 7 of ordo, dev, run, topics, topics apply, topics list, bench", n)
+	if n < 25 {
+		t.Errorf("checked %d commands, want the 25 of ordo, dev, run, topics (3), bench, lag (2), replay (3), dlq (5), produce, consume, help, completion (5)", n)
 	}
 }
 
@@ -126,6 +131,8 @@ func TestCommonFlagNames(t *testing.T) {
 		"run":          {"brokers", "group", "topic", "metrics-addr", "log-level"},
 		"dev":          {"group", "topic", "metrics-addr", "log-level"},
 		"topics apply": {"brokers"},
+		"produce":      {"brokers", "topic"},
+		"consume":      {"brokers", "topic", "group"},
 	} {
 		c, _, err := root.Find(strings.Fields(path))
 		if err != nil {
@@ -135,6 +142,102 @@ func TestCommonFlagNames(t *testing.T) {
 			if c.Flags().Lookup(f) == nil {
 				t.Errorf("ordo %s has no --%s", path, f)
 			}
+		}
+	}
+}
+
+// Across the whole tree: seed brokers are --brokers, a consumer group
+// --group, a topic --topic, wherever a command takes them; every command
+// with --brokers has the same connection flags (TLS, SASL); no flag takes
+// a secret as its value.
+func TestFlagNamesAcrossTheTree(t *testing.T) {
+	// Flags whose names hold these words but mean something else.
+	other := map[string]string{
+		"dev --broker-only":       "a switch: only the embedded broker",
+		"dev --kafka-addr":        "the embedded broker's own listen address",
+		"dev --topics-dir":        "a directory of declarations",
+		"lag --all-groups":        "a switch: every group",
+		"lag serve --all-groups":  "a switch: every group",
+		"dlq list --dlq-topic":    "a dead-letter topic by name, beside --topic",
+		"dlq show --dlq-topic":    "a dead-letter topic by name, beside --topic",
+		"dlq stats --dlq-topic":   "a dead-letter topic by name, beside --topic",
+		"dlq redrive --dlq-topic": "a dead-letter topic by name, beside --topic",
+	}
+	var conn []string
+	for _, d := range connFlagDefs {
+		conn = append(conn, d.flag)
+	}
+	var walk func(c *cobra.Command)
+	brokerCmds := 0
+	walk = func(c *cobra.Command) {
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+		path := strings.TrimPrefix(c.CommandPath(), "ordo ")
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			id := path + " --" + f.Name
+			if _, ok := other[id]; ok {
+				return
+			}
+			for word, want := range map[string]string{"broker": "brokers", "bootstrap": "brokers", "kafka": "brokers", "group": "group", "topic": "topic"} {
+				if strings.Contains(f.Name, word) && f.Name != want {
+					t.Errorf("ordo %s: --%s: a command that takes %ss names the flag --%s", path, f.Name, word, want)
+				}
+			}
+			for _, word := range []string{"password", "token", "secret"} {
+				if strings.Contains(f.Name, word) && !strings.HasSuffix(f.Name, "-file") {
+					t.Errorf("ordo %s: --%s takes a secret as its value (anyone can read it in ps): take a file", path, f.Name)
+				}
+			}
+		})
+		if f := c.Flags().Lookup("brokers"); f != nil && !c.Hidden {
+			brokerCmds++
+			if f.Value.Type() != "stringSlice" {
+				t.Errorf("ordo %s: --brokers is a %s, want a list (repeat or comma-separate) as everywhere", path, f.Value.Type())
+			}
+			for _, name := range conn {
+				if c.Flags().Lookup(name) == nil {
+					t.Errorf("ordo %s has --brokers but no --%s", path, name)
+				}
+			}
+		}
+	}
+	walk(NewRoot(&bytes.Buffer{}, &bytes.Buffer{}))
+	if brokerCmds < 12 {
+		t.Errorf("%d commands with --brokers, want 12 (run, topics apply, lag, lag serve, replay reset and copy, dlq list, show, stats and redrive, produce, consume)", brokerCmds)
+	}
+}
+
+// Shell completion: the scripts of every shell, and the values of the
+// flags that take one of a few words.
+func TestCompletion(t *testing.T) {
+	for _, sh := range []string{"bash", "zsh", "fish", "powershell"} {
+		var out, errb bytes.Buffer
+		if code := Main(context.Background(), []string{"completion", sh}, &out, &errb); code != 0 || !strings.Contains(out.String(), "ordo") || out.Len() < 1000 {
+			t.Errorf("completion %s: exit %d, %d bytes, stderr %q", sh, code, out.Len(), errb.String())
+		}
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"consume", "--sasl-mechanism", ""}, []string{"plain", "scram-sha-256", "scram-sha-512", "oauthbearer"}},
+		{[]string{"run", "--sasl-mechanism", ""}, []string{"plain", "scram-sha-256", "scram-sha-512", "oauthbearer"}},
+		{[]string{"dlq", "redrive", "--sasl-mechanism", "s"}, []string{"plain", "scram-sha-256", "scram-sha-512", "oauthbearer"}},
+		{[]string{"consume", "--format", ""}, []string{"json", "text"}},
+		{[]string{"produce", "--format", ""}, []string{"text", "json"}},
+		{[]string{"consume", "--offset", ""}, []string{"start", "end"}},
+		{[]string{"lag", "serve", "--log-level", ""}, []string{"debug", "info", "warn", "error"}},
+		{[]string{"replay", "copy", "--progress", ""}, []string{"auto", "bar", "lines", "none"}},
+		{[]string{"run", "--processor", ""}, []string{"example", "log", "postgres", "redis-ledger", "webhook"}},
+	} {
+		var out bytes.Buffer
+		if code := Main(context.Background(), append([]string{"__complete"}, tc.args...), &out, &bytes.Buffer{}); code != 0 {
+			t.Errorf("__complete %v: exit %d", tc.args, code)
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		if got := lines[:len(lines)-1]; !slices.Equal(got, tc.want) || lines[len(lines)-1] != ":4" {
+			t.Errorf("__complete %v: %q, want %q and :4 (no file completion)", tc.args, lines, tc.want)
 		}
 	}
 }

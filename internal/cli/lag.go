@@ -31,6 +31,7 @@ type LagCmd struct {
 	Window        time.Duration
 	ScrapeTimeout time.Duration
 	JSON          bool
+	Conn          ConnFlags
 
 	Out io.Writer
 	// Clock is the collector's clock; nil: the wall clock.
@@ -82,6 +83,7 @@ ordo_consumer_lag_seconds and ordo_consumer_status (see ordo lag serve).`,
 	f.DurationVar(&l.Window, "window", lag.DefaultWindow, "span over which the status is judged")
 	f.DurationVar(&l.ScrapeTimeout, "timeout", lag.DefaultScrapeTimeout, "bound of one scrape")
 	f.BoolVar(&l.JSON, "json", false, "JSON output (one object per scrape, one per line with --watch)")
+	addConnFlags(f, &l.Conn, false)
 	cmd.AddCommand(newLagServeCmd(out, errw))
 	return cmd
 }
@@ -131,6 +133,7 @@ func (l *LagCmd) Validate() error {
 	} else if l.Watch && l.Interval > l.Window {
 		errs = append(errs, fmt.Errorf("--interval %s is longer than --window %s: no status could ever be judged", l.Interval, l.Window))
 	}
+	errs = append(errs, l.Conn.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -138,8 +141,13 @@ func (l *LagCmd) Validate() error {
 // scrape that measured nothing is an error naming the brokers; a partial
 // one is printed with its errors on the output.
 func (l *LagCmd) Run(ctx context.Context) error {
+	if !l.Watch { // once: a broker that cannot be reached, or refuses the credentials, says so in words
+		if err := l.Conn.waitForBroker(ctx, l.Brokers, l.ScrapeTimeout, "--timeout", l.KgoOpts...); err != nil {
+			return err
+		}
+	}
 	c, err := lag.New(lag.Config{Brokers: l.Brokers, Groups: l.Groups, AllGroups: l.AllGroups, Topics: l.Topics,
-		Window: l.Window, ScrapeTimeout: l.ScrapeTimeout, Clock: l.Clock, KgoOpts: l.KgoOpts})
+		Window: l.Window, ScrapeTimeout: l.ScrapeTimeout, Clock: l.Clock, KgoOpts: append(l.Conn.opts(), l.KgoOpts...)})
 	if err != nil {
 		return err
 	}
@@ -257,6 +265,7 @@ type LagServeCmd struct {
 	ScrapeTimeout time.Duration
 	Pprof         bool
 	LogLevel      string
+	Conn          ConnFlags
 
 	Out io.Writer
 	// ready is called with the server's address once it listens (tests).
@@ -301,6 +310,7 @@ the workers on its figures (deploy/keda, deploy/hpa; docs/scaling.md).
 	f.DurationVar(&s.ScrapeTimeout, "timeout", lag.DefaultScrapeTimeout, "bound of one scrape (keep it below Prometheus's scrape_timeout)")
 	f.BoolVar(&s.Pprof, "pprof", false, "serve net/http/pprof under /debug/pprof/")
 	f.StringVar(&s.LogLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	addConnFlags(f, &s.Conn, false)
 	return cmd
 }
 
@@ -315,6 +325,7 @@ func (s *LagServeCmd) Validate() error {
 	if _, err := parseLevel(s.LogLevel); err != nil {
 		errs = append(errs, fmt.Errorf("--log-level %w", err))
 	}
+	errs = append(errs, s.Conn.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -323,14 +334,14 @@ func (s *LagServeCmd) Run(ctx context.Context, errw io.Writer) error {
 	level, _ := parseLevel(s.LogLevel)
 	log := slog.New(slog.NewTextHandler(errw, &slog.HandlerOptions{Level: level}))
 	c, err := lag.New(lag.Config{Brokers: s.Brokers, Groups: s.Groups, AllGroups: s.AllGroups, Topics: s.Topics,
-		Window: s.Window, ScrapeTimeout: s.ScrapeTimeout})
+		Window: s.Window, ScrapeTimeout: s.ScrapeTimeout, KgoOpts: s.Conn.opts()})
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c)
-	ms, err := serveMetrics(s.Addr, reg, log, httpOpts{ready: brokersAnswer(s.Brokers), pprof: s.Pprof})
+	ms, err := serveMetrics(s.Addr, reg, log, httpOpts{ready: brokersAnswer(s.Brokers, s.Conn.opts()...), pprof: s.Pprof})
 	if err != nil {
 		return err
 	}
@@ -354,11 +365,11 @@ func (s *LagServeCmd) Run(ctx context.Context, errw io.Writer) error {
 // brokersAnswer is a readiness check: nil when a broker of brokers answers
 // a metadata request within 2 s, else an error naming them. Each check
 // uses a client of its own, closed after it.
-func brokersAnswer(brokers []string) func() error {
+func brokersAnswer(brokers []string, opts ...kgo.Opt) func() error {
 	return func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
 		if err != nil {
 			return fmt.Errorf("brokers %s: %w", strings.Join(brokers, ","), err)
 		}

@@ -34,6 +34,7 @@ type ReplayCopyCmd struct {
 	// or none.
 	Progress       string
 	ConnectTimeout time.Duration
+	Conn           ConnFlags
 	// Out gets the plan and the summary; Err warnings and progress.
 	Out, Err io.Writer
 
@@ -81,6 +82,7 @@ commits nothing.`,
 	f.StringVar(&c.ID, "id", "", "value of the ordo-replay-id header (default: the time and a random suffix)")
 	f.StringVar(&c.Progress, "progress", "auto", "auto (a bar on a terminal, lines otherwise), bar, lines or none")
 	f.DurationVar(&c.ConnectTimeout, "connect-timeout", 10*time.Second, "time allowed for a seed broker to answer first")
+	addConnFlags(f, &c.Conn, false)
 	return cmd
 }
 
@@ -183,6 +185,8 @@ func (c *ReplayCopyCmd) Validate() error {
 	if c.ConnectTimeout <= 0 {
 		bad("connect-timeout", "must be > 0, got %s", c.ConnectTimeout)
 	}
+	errs = append(errs, c.Conn.validate()...)
+	cfg.KgoOpts = c.Conn.opts()
 	c.cfg = cfg
 	return errors.Join(errs...)
 }
@@ -190,7 +194,7 @@ func (c *ReplayCopyCmd) Validate() error {
 // Run checks that a seed broker answers, then copies; it prints the
 // ranges first, progress while it copies and a summary at the end.
 func (c *ReplayCopyCmd) Run(ctx context.Context) error {
-	if err := waitForBroker(ctx, c.Brokers, c.ConnectTimeout, "--connect-timeout"); err != nil {
+	if err := c.Conn.waitForBroker(ctx, c.Brokers, c.ConnectTimeout, "--connect-timeout"); err != nil {
 		return err
 	}
 	cfg := c.cfg

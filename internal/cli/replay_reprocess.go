@@ -191,9 +191,8 @@ func (r *ReplayResetCmd) reprocess(ctx context.Context, plan *replay.ResetPlan, 
 }
 
 // kgoOpts are the options of the scan's clients after the seed brokers:
-// none yet; the connection flags (TLS, SASL) go here, as they go to the
-// command's admin client.
-func (r *ReplayResetCmd) kgoOpts() []kgo.Opt { return nil }
+// the connection flags (TLS, SASL), as the command's admin client has.
+func (r *ReplayResetCmd) kgoOpts() []kgo.Opt { return r.Conn.opts() }
 
 // printReprocess prints what --reprocess read and forgot per partition.
 func printReprocess(w io.Writer, res *reprocessResult) error {

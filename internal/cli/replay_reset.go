@@ -52,6 +52,7 @@ type ReplayResetCmd struct {
 	Export         string
 	Timeout        time.Duration
 	ConnectTimeout time.Duration
+	Conn           ConnFlags
 	// Out gets the plan; Err warnings and notes.
 	Out, Err io.Writer
 
@@ -123,6 +124,7 @@ nothing. Passwords are never printed.`,
 	f.StringVar(&r.Export, "export", "", "write the plan to this CSV file (topic,partition,offset)")
 	f.DurationVar(&r.Timeout, "timeout", 30*time.Second, "time allowed in all, the connect check included")
 	f.DurationVar(&r.ConnectTimeout, "connect-timeout", 10*time.Second, "time allowed for a seed broker to answer first (at most --timeout)")
+	addConnFlags(f, &r.Conn, false)
 	return cmd
 }
 
@@ -229,6 +231,7 @@ func (r *ReplayResetCmd) Validate() error {
 	}
 	r.req = req
 	errs = append(errs, r.validateReprocess()...)
+	errs = append(errs, r.Conn.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -269,10 +272,10 @@ func (r *ReplayResetCmd) Run(ctx context.Context) error {
 	if r.Timeout < connect {
 		connect, what = r.Timeout, "--timeout"
 	}
-	if err := waitForBroker(ctx, r.Brokers, connect, what); err != nil {
+	if err := r.Conn.waitForBroker(ctx, r.Brokers, connect, what); err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(r.Brokers...))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.Brokers...)}, r.Conn.opts()...)...)
 	if err != nil {
 		return err
 	}

@@ -153,6 +153,7 @@ type RunCmd struct {
 	// progressEvery is the interval of progress lines; 0: 10s.
 	progressEvery time.Duration
 	rc            *runConfig
+	conn          *connection
 	fc            *FileConfig
 	cfg           ordo.Config
 	spec          *storeSpec
@@ -218,6 +219,7 @@ flag), before anything connects.`,
 	f.String("metrics-addr", defaultMetricsAddr, `address of the Prometheus /metrics endpoint ("": none); key metrics_addr`)
 	f.String("log-level", defaultLogLevel, "log level: debug, info, warn, error; key log_level")
 	f.Bool("pprof", false, "serve net/http/pprof under /debug/pprof/ on the metrics address; key pprof")
+	addConnFlags(f, nil, true)
 	r.flags = f
 	return cmd
 }
@@ -304,7 +306,11 @@ func (r *RunCmd) Validate() error {
 		}
 	}
 	spec := fc.checkStore(bad)
+	conn, connErrs := fc.connection(rc, reported)
+	errs = append(errs, connErrs...)
+	r.conn = conn
 	cfg := fc.consumerConfig(proc, ordering, start, r.log)
+	cfg.KgoOpts = append(cfg.KgoOpts, conn.opts()...)
 	// ordo.New validates every field without connecting; build a
 	// throwaway to check now.
 	if _, err := ordo.New(cfg); err != nil {
@@ -373,7 +379,7 @@ func (r *RunCmd) Run(ctx context.Context) error {
 		}()
 		fmt.Fprintf(r.Out, "ordo run: metrics on http://%s/metrics\n", ms.Addr())
 	}
-	if err := waitForBroker(ctx, r.cfg.Brokers, r.fc.ConnectTimeout, r.rc.name("connect_timeout", -1), r.cfg.KgoOpts...); err != nil {
+	if err := waitFor(ctx, r.cfg.Brokers, r.fc.ConnectTimeout, r.rc.name("connect_timeout", -1), r.conn, r.cfg.KgoOpts); err != nil {
 		if ctx.Err() != nil {
 			fmt.Fprintln(r.Out, "ordo run: interrupted before the brokers answered; nothing to drain")
 			return nil

@@ -38,6 +38,10 @@ type FileConfig struct {
 	// within the session timeout gets its partitions back without a
 	// rebalance.
 	InstanceID string
+	// TLS and SASL are the connection's security (keys tls.* and sasl.*,
+	// and the flags of connFlagDefs; see security.go).
+	TLS  TLSOptions
+	SASL SASLOptions
 
 	Ordering string
 	// Start is where partitions with no commit begin: earliest, latest,
@@ -147,6 +151,18 @@ var runKeys = []runKey{
 	{"processor_config", "", "processor-config", func(c *FileConfig) any { return &c.ProcessorConfig }},
 	{"client_id", "", "", func(c *FileConfig) any { return &c.ClientID }},
 	{"instance_id", "", "", func(c *FileConfig) any { return &c.InstanceID }},
+	{"tls.enabled", "", "tls", func(c *FileConfig) any { return &c.TLS.Enabled }},
+	{"tls.ca_file", "", "tls-ca", func(c *FileConfig) any { return &c.TLS.CAFile }},
+	{"tls.cert_file", "", "tls-cert", func(c *FileConfig) any { return &c.TLS.CertFile }},
+	{"tls.key_file", "", "tls-key", func(c *FileConfig) any { return &c.TLS.KeyFile }},
+	{"tls.server_name", "", "tls-server-name", func(c *FileConfig) any { return &c.TLS.ServerName }},
+	{"tls.insecure_skip_verify", "", "tls-insecure-skip-verify", func(c *FileConfig) any { return &c.TLS.InsecureSkipVerify }},
+	{"sasl.mechanism", "", "sasl-mechanism", func(c *FileConfig) any { return &c.SASL.Mechanism }},
+	{"sasl.user", "", "sasl-user", func(c *FileConfig) any { return &c.SASL.User }},
+	{"sasl.password", "", "", func(c *FileConfig) any { return &c.SASL.Password }}, // ORDO_SASL_PASSWORD only (secretKeys)
+	{"sasl.password_file", "", "sasl-password-file", func(c *FileConfig) any { return &c.SASL.PasswordFile }},
+	{"sasl.token", "", "", func(c *FileConfig) any { return &c.SASL.Token }}, // ORDO_SASL_TOKEN only (secretKeys)
+	{"sasl.token_file", "", "sasl-token-file", func(c *FileConfig) any { return &c.SASL.TokenFile }},
 	{"ordering", "Ordering", "", func(c *FileConfig) any { return &c.Ordering }},
 	{"start", "Start", "start", func(c *FileConfig) any { return &c.Start }},
 	{"offsets_lost", "OffsetsLost", "offsets-lost", func(c *FileConfig) any { return &c.OffsetsLost }},
@@ -407,7 +423,7 @@ func unknownKey(path, key string) error {
 }
 
 // decodeValue reads v (from YAML, the environment or a flag) into dst, a
-// pointer into FileConfig: *string, **string (a string whose absence
+// pointer into FileConfig: *string, *secret, **string (a string whose absence
 // differs from ""), *[]string (a YAML list or a comma-separated string),
 // *int, *int64, *float64, *bool, *time.Duration (a Go duration with its
 // unit) or *[]time.Duration (a list of them, like *[]string). A YAML null
@@ -420,6 +436,10 @@ func decodeValue(v, dst any) error {
 	switch dst := dst.(type) {
 	case *string:
 		*dst, err = scalar(v)
+	case *secret:
+		var s string
+		s, err = scalar(v) // its errors never show the value
+		*dst = secret(s)
 	case **string:
 		var s string
 		if s, err = scalar(v); err == nil {

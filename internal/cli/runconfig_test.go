@@ -119,6 +119,8 @@ func TestRunConfigPrecedence(t *testing.T) {
 
 // Every key reaches its place, from the file and from its variable.
 func TestRunConfigEveryKeyFromFileAndEnv(t *testing.T) {
+	pki := newTestPKI(t)
+	passFile := writeFile(t, "pass", "pw\n")
 	body := `brokers: [a:1]
 group: g
 topics: [t]
@@ -126,6 +128,8 @@ processor: example
 processor_config: {work: 2ms}
 client_id: cid
 instance_id: pod-1
+tls: {enabled: true, ca_file: CA, cert_file: CERT, key_file: KEY, server_name: localhost, insecure_skip_verify: true}
+sasl: {mechanism: scram-sha-512, user: u, password_file: PASS}
 ordering: partition
 start: 2026-11-30T07:00:00Z
 offsets_lost: fail
@@ -164,9 +168,20 @@ webhook_timeout: 2s
 breaker: {failures: 3, open_for: 2s, probes: 2}
 rate_limit: {per_second: 2.5, burst: 3}
 `
+	body = strings.NewReplacer("CA,", pki.caFile+",", "CERT,", pki.clientCert+",", "KEY,", pki.clientKey+",", "PASS}", passFile+"}").Replace(body)
+	// The secrets (sasl.password, sasl.token: variables only) and
+	// sasl.token_file (oauthbearer's) are tested apart.
+	testedApart := []string{"sasl.password", "sasl.token", "sasl.token_file"}
 	var env []string
 	for line := range strings.SplitSeq(strings.TrimSpace(body), "\n") {
 		k, v, _ := strings.Cut(line, ": ")
+		if k == "tls" || k == "sasl" {
+			for kv := range strings.SplitSeq(strings.Trim(v, "{}"), ", ") {
+				sk, sv, _ := strings.Cut(kv, ": ")
+				env = append(env, "ORDO_"+strings.ToUpper(k+"_"+sk)+"="+sv)
+			}
+			continue
+		}
 		if k == "retry" {
 			env = append(env, "ORDO_RETRY_MAX_ATTEMPTS=3", "ORDO_RETRY_INITIAL_BACKOFF=10ms", "ORDO_RETRY_MAX_BACKOFF=1s", "ORDO_RETRY_HOLD_DELAY=2s",
 				"ORDO_RETRY_TIERS=1m,10m", "ORDO_RETRY_TIER_ATTEMPTS=2")
@@ -192,7 +207,7 @@ rate_limit: {per_second: 2.5, burst: 3}
 			c.CommitInterval != 2*time.Second || c.ConnectTimeout != 4*time.Second || c.SessionTimeout != 10*time.Second ||
 			c.RebalanceTimeout != 20*time.Second || c.RevokeTimeout != 5*time.Second || c.ShutdownTimeout != 6*time.Second ||
 			c.Retry.MaxAttempts != 3 || c.Retry.InitialBackoff != 10*time.Millisecond || c.Retry.MaxBackoff != time.Second ||
-			c.Retry.HoldDelay != 2*time.Second || len(c.KgoOpts) != 2 ||
+			c.Retry.HoldDelay != 2*time.Second || len(c.KgoOpts) != 4 ||
 			c.Start.String() != "2026-11-30T07:00:00Z" || c.OffsetsLost != "fail" ||
 			!slices.Equal(c.Retry.Tiers, []time.Duration{time.Minute, 10 * time.Minute}) || c.Retry.TierAttempts != 2 {
 			t.Errorf("config %+v", c)
@@ -212,12 +227,23 @@ rate_limit: {per_second: 2.5, burst: 3}
 			t.Errorf("store spec %+v", r.spec)
 		}
 	}
+	checkConn := func(t *testing.T, r *RunCmd) {
+		t.Helper()
+		want := TLSOptions{Enabled: true, CAFile: pki.caFile, CertFile: pki.clientCert, KeyFile: pki.clientKey, ServerName: "localhost", InsecureSkipVerify: true}
+		if r.fc.TLS != want || r.fc.SASL != (SASLOptions{Mechanism: "scram-sha-512", User: "u", PasswordFile: passFile}) {
+			t.Errorf("tls %+v, sasl %+v", r.fc.TLS, r.fc.SASL)
+		}
+		if r.conn == nil || !r.conn.tls || r.conn.mechanism != "SCRAM-SHA-512" || r.conn.user != "u" {
+			t.Errorf("connection %+v", r.conn)
+		}
+	}
 	t.Run("file", func(t *testing.T) {
 		r, _, err := loadRun(t, body, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		check(t, r)
+		checkConn(t, r)
 	})
 	t.Run("env", func(t *testing.T) {
 		r, _, err := loadRun(t, "", env)
@@ -225,9 +251,10 @@ rate_limit: {per_second: 2.5, burst: 3}
 			t.Fatal(err)
 		}
 		check(t, r)
+		checkConn(t, r)
 	})
-	if len(env) != len(runKeys) {
-		t.Errorf("%d variables for %d keys", len(env), len(runKeys))
+	if len(env)+len(testedApart) != len(runKeys) {
+		t.Errorf("%d variables and %d keys tested apart for %d keys", len(env), len(testedApart), len(runKeys))
 	}
 }
 

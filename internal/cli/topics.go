@@ -28,6 +28,7 @@ type TopicsApplyCmd struct {
 	DryRun         bool
 	Timeout        time.Duration
 	ConnectTimeout time.Duration
+	Conn           ConnFlags
 	Out            io.Writer
 
 	set *topics.Set
@@ -64,6 +65,7 @@ dead-letter topic <topic>.<group>.dlq (see topics/README.md).`,
 	f.BoolVar(&a.DryRun, "dry-run", false, "print what would be created, create nothing")
 	f.DurationVar(&a.Timeout, "timeout", 30*time.Second, "time allowed in all, the connect check included")
 	f.DurationVar(&a.ConnectTimeout, "connect-timeout", 10*time.Second, "time allowed for a seed broker to answer first (at most --timeout)")
+	addConnFlags(f, &a.Conn, false)
 
 	var dir string
 	list := &cobra.Command{
@@ -108,6 +110,7 @@ func (a *TopicsApplyCmd) Validate() error {
 		errs = append(errs, fmt.Errorf("--dir %q: %w", a.Dir, err))
 	}
 	a.set = set
+	errs = append(errs, a.Conn.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -120,10 +123,10 @@ func (a *TopicsApplyCmd) Run(ctx context.Context) error {
 	if a.Timeout < connect {
 		connect, what = a.Timeout, "--timeout"
 	}
-	if err := waitForBroker(ctx, a.Brokers, connect, what); err != nil {
+	if err := a.Conn.waitForBroker(ctx, a.Brokers, connect, what); err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(a.Brokers...))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(a.Brokers...)}, a.Conn.opts()...)...)
 	if err != nil {
 		return err
 	}

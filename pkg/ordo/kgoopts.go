@@ -68,6 +68,16 @@ var forbiddenOpts = []forbiddenOpt{
 
 var errProbe = errors.New("ordo: option probe does not connect")
 
+// noDial are the last options of a probe client: a dialer that never
+// connects, after clearing a TLS config (franz-go refuses a Dialer beside
+// DialTLSConfig, and TLS is what KgoOpts are for).
+func noDial() []kgo.Opt {
+	return []kgo.Opt{
+		kgo.DialTLSConfig(nil),
+		kgo.Dialer(func(context.Context, string, string) (net.Conn, error) { return nil, errProbe }),
+	}
+}
+
 // groupOnly are the options franz-go accepts only in a group, and reports
 // in one: they are probed in a group of the probe's own, against a grouped
 // probe without them (its commit callback defaulted). The rebalance
@@ -96,14 +106,13 @@ func checkKgoOpts(opts []kgo.Opt) []error {
 	if len(opts) == 0 {
 		return nil
 	}
-	noDial := kgo.Dialer(func(context.Context, string, string) (net.Conn, error) { return nil, errProbe })
 	probe := func(grouped bool, opt ...kgo.Opt) (*kgo.Client, error) {
 		all := []kgo.Opt{kgo.HeartbeatInterval(time.Millisecond)}
 		if grouped {
 			all = append(all, kgo.ConsumerGroup("ordo-option-probe"))
 		}
 		all = append(all, opt...)
-		return kgo.NewClient(append(all, noDial)...)
+		return kgo.NewClient(append(all, noDial()...)...)
 	}
 	var errs []error
 	for i, opt := range opts {
@@ -174,8 +183,7 @@ const callbackReason = "sets a rebalance callback (OnPartitionsAssigned, OnParti
 // sent to a tier or the dead-letter topic is cut below it.
 func producerBatchMax(opts []kgo.Opt) int {
 	const dflt = 1_000_012 // franz-go's default
-	noDial := kgo.Dialer(func(context.Context, string, string) (net.Conn, error) { return nil, errProbe })
-	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...), noDial)...)
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...), noDial()...)...)
 	if err != nil {
 		return dflt
 	}

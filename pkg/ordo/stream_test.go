@@ -3,6 +3,7 @@ package ordo_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/ordokafka/ordo/pkg/ordo"
 )
@@ -277,6 +279,12 @@ func TestKgoOptsOrdoOwnsAreRefused(t *testing.T) {
 	cfg.KgoOpts = []kgo.Opt{kgo.ClientID("x"), kgo.FetchMaxBytes(1 << 20), kgo.Balancers(kgo.CooperativeStickyBalancer()), kgo.DisableAutoCommit()}
 	if _, err := ordo.New(cfg); err != nil {
 		t.Errorf("harmless options refused: %v", err)
+	}
+	// TLS and SASL, the options KgoOpts are documented for: the probe
+	// that checks the options must not collide with a TLS dialer.
+	cfg.KgoOpts = []kgo.Opt{kgo.DialTLSConfig(&tls.Config{MinVersion: tls.VersionTLS12}), kgo.SASL(plain.Auth{User: "u", Pass: "p"}.AsMechanism())}
+	if _, err := ordo.New(cfg); err != nil {
+		t.Errorf("TLS and SASL options refused: %v", err)
 	}
 }
 

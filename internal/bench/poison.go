@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -197,18 +198,30 @@ func poisonRun(ctx context.Context, addr, topic, group string, cfg PoisonConfig,
 		_ = cons.Stop(sctx)
 	}()
 	var took time.Duration
-	select {
-	case took = <-reached:
-	case <-ctx.Done():
-		return 0, 0, fmt.Errorf("bench: %s applied %d of %d records: %w", group, applied.Load(), others, ctx.Err())
+	// No progress for a minute is a failure, with the lanes' state: the
+	// bench must not hang.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	last, lastAt := int64(-1), time.Now()
+	for took == 0 {
+		select {
+		case took = <-reached:
+		case <-ctx.Done():
+			return 0, 0, fmt.Errorf("bench: %s applied %d of %d records: %w", group, applied.Load(), others, ctx.Err())
+		case <-tick.C:
+			if a := applied.Load(); a != last {
+				last, lastAt = a, time.Now()
+			} else if time.Since(lastAt) > time.Minute {
+				return 0, 0, fmt.Errorf("bench: %s applied %d of %d records and made no progress for a minute; lanes: %s", group, a, others, lanesLine(cons))
+			}
+		}
 	}
 	if !poison {
 		return took, 0, nil
 	}
 	// Every poisoned record must reach the dead-letter topic (not timed).
 	deadline := time.After(2 * time.Minute)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
+	tick.Reset(10 * time.Millisecond)
 	for {
 		dead := int(cons.Stats().DeadLettered)
 		if dead >= nPoisoned {
@@ -217,7 +230,7 @@ func poisonRun(ctx context.Context, addr, topic, group string, cfg PoisonConfig,
 		select {
 		case <-tick.C:
 		case <-deadline:
-			return 0, 0, fmt.Errorf("bench: %s dead-lettered %d of %d poisoned records in 2 minutes", group, dead, nPoisoned)
+			return 0, 0, fmt.Errorf("bench: %s dead-lettered %d of %d poisoned records in 2 minutes; lanes: %s", group, dead, nPoisoned, lanesLine(cons))
 		case <-ctx.Done():
 			return 0, 0, ctx.Err()
 		}
@@ -241,4 +254,16 @@ func createChain(ctx context.Context, addr, topic, group string, partitions, tie
 		err = resp.Error()
 	}
 	return err
+}
+
+// lanesLine describes the lanes with work left, for an error.
+func lanesLine(cons *ordo.Consumer) string {
+	var b strings.Builder
+	for _, l := range cons.Lanes() {
+		if l.InFlight > 0 || l.Paused || l.LagRecords() > 0 {
+			fmt.Fprintf(&b, "[%s/%d in-flight %d running %d retrying %d keys %d paused %v %s slow %v span %d watermark %d hw %d blocked %q] ",
+				l.Topic, l.Partition, l.InFlight, l.Running, l.WaitingRetry, l.Keys, l.Paused, l.PauseReason, l.Slow, l.Span, l.Watermark, l.HighWatermark, l.Blocked)
+		}
+	}
+	return b.String()
 }

@@ -566,6 +566,14 @@ func (c *Consumer) poll(ctx context.Context) {
 			c.checkFetchGap(l, &p)
 			l.add(p.Records, p.HighWatermark)
 		})
+		if c.budget.full() {
+			// A lane pauses for the consumer-wide budget when it receives
+			// records; one that received none in this poll would take a
+			// buffered fetch in the next. Pausing them all now strips
+			// those (the client drops buffered data of paused partitions),
+			// so usage stays within the budget plus one poll.
+			c.pauseGlobal()
+		}
 		c.cl.AllowRebalance()
 	}
 }
@@ -804,6 +812,24 @@ func sortSnapshots(s []LaneSnapshot) {
 		}
 		return s[i].Partition < s[j].Partition
 	})
+}
+
+// pauseGlobal pauses every lane not paused yet, for the consumer-wide
+// budget: it is full.
+func (c *Consumer) pauseGlobal() {
+	c.mu.RLock()
+	lanes := make([]*lane, 0, len(c.lanes))
+	for _, l := range c.lanes {
+		lanes = append(lanes, l)
+	}
+	c.mu.RUnlock()
+	for _, l := range lanes {
+		l.mu.Lock()
+		if !l.paused && !l.closing {
+			l.pauseLocked(pauseGlobal)
+		}
+		l.mu.Unlock()
+	}
 }
 
 // resumeGlobal resumes the lanes that were paused while the consumer-wide

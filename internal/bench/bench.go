@@ -238,8 +238,17 @@ type Result struct {
 	TimerLateMeanMs float64  `json:"timer_late_mean_ms,omitempty"`
 	SleptRatio      float64  `json:"slept_ratio,omitempty"`
 	PublishedS      *float64 `json:"published_s,omitempty"`
-	// poison-1pct: the poisoned records (each dead-lettered).
-	Poisoned int `json:"poisoned_records,omitempty"`
+	// poison-1pct: the poisoned records (each dead-lettered), and the
+	// ratio of the rates timed from Start (the group join included)
+	// rather than from the first record.
+	// With a processor that sleeps: the mean time its calls slept in each
+	// side's runs, and the ratio scaled by them (as pc-volume's limit as
+	// slept): Ordo's own share of the difference.
+	Poisoned       int     `json:"poisoned_records,omitempty"`
+	FromStartRatio float64 `json:"from_start_ratio,omitempty"`
+	CleanSleepMs   float64 `json:"clean_mean_sleep_ms,omitempty"`
+	PoisonSleepMs  float64 `json:"poison_mean_sleep_ms,omitempty"`
+	AsSleptRatio   float64 `json:"as_slept_ratio,omitempty"`
 	// tier-idle: goroutines with the records waiting and with none, and
 	// the heap in use.
 	Goroutines     int     `json:"goroutines,omitempty"`
@@ -510,21 +519,30 @@ func runPoison(ctx context.Context, opts Options, name string) (Result, error) {
 	}
 	cfg = cfg.withDefaults()
 	r := Result{
-		Name:     name,
-		Value:    pr.PoisonRate,
-		Baseline: pr.CleanRate,
-		Ratio:    ratio(pr.PoisonRate, pr.CleanRate),
-		Unit:     unitRecordsPerSecond,
-		Records:  pr.Records,
-		Poisoned: pr.Poisoned,
-		OrdoRuns: roundAll(pr.PoisonRuns),
-		RawRuns:  roundAll(pr.CleanRuns),
-		Detail: fmt.Sprintf("records/s of the keys that do not fail, with every record of 1 key in %d failing every call through the whole chain "+
+		Name:           name,
+		Value:          pr.PoisonRate,
+		Baseline:       pr.CleanRate,
+		Ratio:          ratio(pr.PoisonRate, pr.CleanRate),
+		Unit:           unitRecordsPerSecond,
+		Records:        pr.Records,
+		Poisoned:       pr.Poisoned,
+		FromStartRatio: ratio(pr.PoisonFromStart, pr.CleanFromStart),
+		CleanSleepMs:   pr.CleanSleepMs,
+		PoisonSleepMs:  pr.PoisonSleepMs,
+		AsSleptRatio:   pr.AsSleptRatio,
+		OrdoRuns:       roundAll(pr.PoisonRuns),
+		RawRuns:        roundAll(pr.CleanRuns),
+		Detail: fmt.Sprintf("records/s of the keys that do not fail (from the first record handed to the processor to the last of theirs applied), with every record of 1 key in %d failing every call through the whole chain "+
 			"(%d calls in place, tiers %v, then the dead-letter topic), against the same topic read clean by a new group; %s; "+
 			"%d partitions, %d keys; broker (kfake) in the process; median of %d runs each, alternated",
 			cfg.PoisonEvery, poisonRetry.MaxAttempts, poisonRetry.Tiers, what, cfg.Partitions, cfg.Keys, cfg.Rounds),
 	}
-	fmt.Fprintf(opts.Progress, "%s: other keys %s records/s with poison, %s without (%.2fx)\n", name, groupDigits(r.Value), groupDigits(r.Baseline), r.Ratio)
+	fmt.Fprintf(opts.Progress, "%s: other keys %s records/s with poison, %s without (%.2fx; timed from Start, the group join included, %.2fx)\n",
+		name, groupDigits(r.Value), groupDigits(r.Baseline), r.Ratio, r.FromStartRatio)
+	if r.CleanSleepMs > 0 {
+		fmt.Fprintf(opts.Progress, "%s: a %s call slept %.3f ms on average in the poison runs, %.3f ms in the clean ones: %.2fx as slept\n",
+			name, poisonWork, r.PoisonSleepMs, r.CleanSleepMs, r.AsSleptRatio)
+	}
 	return r, nil
 }
 
@@ -583,7 +601,8 @@ func WriteTable(w io.Writer, rep Report) error {
 			continue
 		case r.Name == ScenarioPoison || r.Name == ScenarioPoisonNoop:
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fx\t%s\n", r.Name, "poison "+groupDigits(r.Value)+" rec/s", "clean "+groupDigits(r.Baseline)+" rec/s", r.Ratio,
-				fmt.Sprintf("the other keys' records/s; %s records, %s poisoned, all dead-lettered; median of %d", groupDigits(float64(r.Records)), groupDigits(float64(r.Poisoned)), len(r.OrdoRuns)))
+				fmt.Sprintf("the other keys' records/s from the first record (from Start, join included: %.2fx)%s; %s records, %s poisoned, all dead-lettered; median of %d",
+					r.FromStartRatio, asSlept(r), groupDigits(float64(r.Records)), groupDigits(float64(r.Poisoned)), len(r.OrdoRuns)))
 			continue
 		case r.Name == ScenarioTierIdle:
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fx\t%s\n", r.Name, fmt.Sprintf("%.2f%% CPU", r.Value*100), fmt.Sprintf("idle %.2f%% CPU", r.Baseline*100), r.Ratio,
@@ -635,4 +654,12 @@ func WriteTable(w io.Writer, rep Report) error {
 // 1234567.4 -> 1,234,567.
 func groupDigits(v float64) string {
 	return message.NewPrinter(language.English).Sprintf("%d", int64(math.Round(v)))
+}
+
+// asSlept is poison-1pct's note on the calls' actual sleep, if measured.
+func asSlept(r Result) string {
+	if r.CleanSleepMs == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; calls slept %.2f ms with poison, %.2f ms without: %.2fx as slept", r.PoisonSleepMs, r.CleanSleepMs, r.AsSleptRatio)
 }

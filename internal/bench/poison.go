@@ -23,7 +23,9 @@ import (
 // the records of 1% of the keys failing every call through the whole chain
 // (in-place attempts, two retry tiers, the dead-letter topic). What is
 // compared is the rate of the other keys' records: their count over the
-// time until the last of them was applied.
+// time from the first record handed to the processor until the last of
+// them was applied. The rate over the time from Start (the group join
+// included) is reported beside it.
 type PoisonConfig struct {
 	// Records, Partitions, Keys and ValueBytes shape the topic. Defaults
 	// 200,000, 12, 1,000 and 100.
@@ -70,9 +72,22 @@ func (c PoisonConfig) withDefaults() PoisonConfig {
 // PoisonResult is what poison-1pct measured: medians over the rounds.
 type PoisonResult struct {
 	Records, Poisoned int
-	// CleanRate and PoisonRate are the other keys' records per second.
+	// CleanRate and PoisonRate are the other keys' records per second,
+	// from the first record handed to the processor.
 	CleanRate, PoisonRate float64
 	CleanRuns, PoisonRuns []float64
+	// CleanFromStart and PoisonFromStart are the same rates timed from
+	// Start: the group join (with the retry tiers' partitions in the
+	// poison runs) included.
+	CleanFromStart, PoisonFromStart float64
+	// CleanSleepMs and PoisonSleepMs are the mean time a call of the
+	// source topic's records actually slept (Work; 0 without), medians
+	// over the runs: Go's timers wake late, and later the busier the
+	// process, so the same processor is slower in the poison runs.
+	// AsSleptRatio is PoisonRate/CleanRate scaled by PoisonSleepMs /
+	// CleanSleepMs: the calls Ordo fit in the time, what its own
+	// scheduling costs.
+	CleanSleepMs, PoisonSleepMs, AsSleptRatio float64
 	// DeadLettered is the poisoned records each poison run dead-lettered
 	// (all of them, or the run fails).
 	DeadLettered int
@@ -116,6 +131,7 @@ func PoisonThroughput(ctx context.Context, cfg PoisonConfig) (PoisonResult, erro
 		}
 	}
 	others := int64(cfg.Records - res.Poisoned)
+	var fromStart, sleptMs [2][]float64 // clean, poison
 	for round := range cfg.Rounds {
 		order := []bool{false, true}
 		if round%2 == 1 {
@@ -124,38 +140,72 @@ func PoisonThroughput(ctx context.Context, cfg PoisonConfig) (PoisonResult, erro
 		for _, poison := range order {
 			group := fmt.Sprintf("bench-poison-%d-%v-%s", round+1, poison, id)
 			runtime.GC()
-			took, dead, err := poisonRun(ctx, addr, topic, group, cfg, poison, poisoned, others, res.Poisoned)
+			run, err := poisonRun(ctx, addr, topic, group, cfg, poison, poisoned, others, res.Poisoned)
 			if err != nil {
 				return res, err
 			}
-			rate := float64(others) / took.Seconds()
+			rate := float64(others) / run.fromFirst.Seconds()
+			sleptMs[b2i(poison)] = append(sleptMs[b2i(poison)], float64(run.meanSleep)/float64(time.Millisecond))
+			rateStart := float64(others) / run.fromStart.Seconds()
 			what := "clean "
 			if poison {
 				what = "poison"
 				res.PoisonRuns = append(res.PoisonRuns, rate)
-				res.DeadLettered = dead
+				fromStart[1] = append(fromStart[1], rateStart)
+				res.DeadLettered = run.dead
 			} else {
 				res.CleanRuns = append(res.CleanRuns, rate)
+				fromStart[0] = append(fromStart[0], rateStart)
 			}
-			fmt.Fprintf(cfg.Progress, "poison-1pct: round %d %s %s records/s of the other keys (%.3fs)\n",
-				round+1, what, groupDigits(rate), took.Seconds())
+			fmt.Fprintf(cfg.Progress, "poison-1pct: round %d %s %s records/s of the other keys (%.3f s from the first record; %.3f s from Start)\n",
+				round+1, what, groupDigits(rate), run.fromFirst.Seconds(), run.fromStart.Seconds())
 		}
 	}
 	res.CleanRate, res.PoisonRate = median(res.CleanRuns), median(res.PoisonRuns)
+	res.CleanFromStart, res.PoisonFromStart = median(fromStart[0]), median(fromStart[1])
+	res.CleanSleepMs, res.PoisonSleepMs = median(sleptMs[0]), median(sleptMs[1])
+	if res.CleanSleepMs > 0 && res.CleanRate > 0 {
+		res.AsSleptRatio = res.PoisonRate / res.CleanRate * res.PoisonSleepMs / res.CleanSleepMs
+	}
 	return res, nil
 }
 
+// poisonResult is one run: the time until the other keys' records were
+// all applied, from Start and from the first record handed to the
+// processor, and the records dead-lettered.
+type poisonResult struct {
+	fromStart, fromFirst time.Duration
+	meanSleep            time.Duration // of the source topic's calls
+	dead                 int
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // poisonRun reads topic in a new group until the other keys' records are
-// all applied (the time returned) and, with poison, until every poisoned
-// record is dead-lettered.
-func poisonRun(ctx context.Context, addr, topic, group string, cfg PoisonConfig, poison bool, poisoned func([]byte) bool, others int64, nPoisoned int) (time.Duration, int, error) {
+// all applied and, with poison, until every poisoned record is
+// dead-lettered.
+func poisonRun(ctx context.Context, addr, topic, group string, cfg PoisonConfig, poison bool, poisoned func([]byte) bool, others int64, nPoisoned int) (poisonResult, error) {
 	var applied atomic.Int64
-	reached := make(chan time.Duration, 1)
-	var start time.Time
+	var first atomic.Int64 // unix ns of the first call
+	var slept, calls atomic.Int64
+	reached := make(chan time.Time, 1)
 	errPoison := errors.New("poisoned record")
 	proc := ordo.ProcessorFunc(func(_ context.Context, r *kgo.Record) error {
+		if first.Load() == 0 {
+			first.CompareAndSwap(0, time.Now().UnixNano())
+		}
 		if cfg.Work > 0 {
+			t0 := time.Now()
 			time.Sleep(cfg.Work)
+			if r.Topic == topic {
+				slept.Add(int64(time.Since(t0)))
+				calls.Add(1)
+			}
 		}
 		if poisoned(r.Key) {
 			if poison {
@@ -164,7 +214,7 @@ func poisonRun(ctx context.Context, addr, topic, group string, cfg PoisonConfig,
 			return nil
 		}
 		if applied.Add(1) == others {
-			reached <- time.Since(start)
+			reached <- time.Now()
 		}
 		return nil
 	})
@@ -178,7 +228,7 @@ func poisonRun(ctx context.Context, addr, topic, group string, cfg PoisonConfig,
 	if poison {
 		occ.Retry = poisonRetry
 		if err := createChain(ctx, addr, topic, group, cfg.Partitions, len(poisonRetry.Tiers)); err != nil {
-			return 0, 0, err
+			return poisonResult{}, err
 		}
 	}
 	if cfg.Work > 0 {
@@ -186,38 +236,42 @@ func poisonRun(ctx context.Context, addr, topic, group string, cfg PoisonConfig,
 	}
 	cons, err := ordo.New(occ)
 	if err != nil {
-		return 0, 0, err
+		return poisonResult{}, err
 	}
-	start = time.Now()
+	start := time.Now()
 	if err := cons.Start(context.WithoutCancel(ctx)); err != nil {
-		return 0, 0, err
+		return poisonResult{}, err
 	}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 		defer cancel()
 		_ = cons.Stop(sctx)
 	}()
-	var took time.Duration
+	var end time.Time
 	// No progress for a minute is a failure, with the lanes' state: the
 	// bench must not hang.
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	last, lastAt := int64(-1), time.Now()
-	for took == 0 {
+	for end.IsZero() {
 		select {
-		case took = <-reached:
+		case end = <-reached:
 		case <-ctx.Done():
-			return 0, 0, fmt.Errorf("bench: %s applied %d of %d records: %w", group, applied.Load(), others, ctx.Err())
+			return poisonResult{}, fmt.Errorf("bench: %s applied %d of %d records: %w", group, applied.Load(), others, ctx.Err())
 		case <-tick.C:
 			if a := applied.Load(); a != last {
 				last, lastAt = a, time.Now()
 			} else if time.Since(lastAt) > time.Minute {
-				return 0, 0, fmt.Errorf("bench: %s applied %d of %d records and made no progress for a minute; lanes: %s", group, a, others, lanesLine(cons))
+				return poisonResult{}, fmt.Errorf("bench: %s applied %d of %d records and made no progress for a minute; lanes: %s", group, a, others, lanesLine(cons))
 			}
 		}
 	}
+	res := poisonResult{fromStart: end.Sub(start), fromFirst: end.Sub(time.Unix(0, first.Load()))}
+	if n := calls.Load(); n > 0 {
+		res.meanSleep = time.Duration(slept.Load() / n)
+	}
 	if !poison {
-		return took, 0, nil
+		return res, nil
 	}
 	// Every poisoned record must reach the dead-letter topic (not timed).
 	deadline := time.After(2 * time.Minute)
@@ -225,14 +279,15 @@ func poisonRun(ctx context.Context, addr, topic, group string, cfg PoisonConfig,
 	for {
 		dead := int(cons.Stats().DeadLettered)
 		if dead >= nPoisoned {
-			return took, dead, nil
+			res.dead = dead
+			return res, nil
 		}
 		select {
 		case <-tick.C:
 		case <-deadline:
-			return 0, 0, fmt.Errorf("bench: %s dead-lettered %d of %d poisoned records in 2 minutes; lanes: %s", group, dead, nPoisoned, lanesLine(cons))
+			return poisonResult{}, fmt.Errorf("bench: %s dead-lettered %d of %d poisoned records in 2 minutes; lanes: %s", group, dead, nPoisoned, lanesLine(cons))
 		case <-ctx.Done():
-			return 0, 0, ctx.Err()
+			return poisonResult{}, ctx.Err()
 		}
 	}
 }

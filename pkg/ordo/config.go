@@ -317,7 +317,7 @@ const (
 	DefaultRevokeTimeout                = 20 * time.Second
 	DefaultMaxPollRecords               = 10000
 	DefaultStallAfter                   = 5 * time.Minute
-	DefaultFetchMaxWait                 = 500 * time.Millisecond // kgo.FetchMaxWait unless KgoOpts sets it
+	DefaultFetchMaxWait                 = 100 * time.Millisecond // kgo.FetchMaxWait unless KgoOpts sets it
 	DefaultShutdownTimeout              = 30 * time.Second
 	DefaultProcessorName                = "processor"
 )

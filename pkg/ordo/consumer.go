@@ -232,7 +232,11 @@ func (c *Consumer) Start(ctx context.Context) error {
 		// A partition resumed after a pause (a budget, a tier's due time)
 		// is fetched with the next fetch request; the one in flight may
 		// wait this long for data first. franz-go's default is 5s: a
-		// resumed partition could sit idle that long. KgoOpts may change it.
+		// resumed partition could sit idle that long. With retry tiers,
+		// most fetches carry only idle tier partitions while the source
+		// partitions are paused: poison-1pct measured 0.93x at 500ms,
+		// 0.97x at 100ms with tiers consumed but never written to. KgoOpts
+		// may change it.
 		kgo.FetchMaxWait(DefaultFetchMaxWait),
 	}
 	opts = append(opts, cfg.KgoOpts...)

@@ -58,6 +58,10 @@ fuzz: ## Fuzz the offset tracker, the offset-map codec and the topic parser, 30 
 	$(GO) test -run=XXX -fuzz=FuzzOffsetMapRoundTrip -fuzztime=30s ./pkg/ordo/
 	$(GO) test -run=XXX -fuzz=FuzzParse -fuzztime=30s ./pkg/topics/
 
+.PHONY: docs
+docs: ## Regenerate docs/cli-reference.md from the commands (TestCLIReferenceIsCurrent checks it)
+	$(GO) run ./internal/cli/clidoc > docs/cli-reference.md
+
 .PHONY: lint
 lint: ## go vet, gofmt and golangci-lint (fetched through the module proxy)
 	$(GO) vet $(PKGS)

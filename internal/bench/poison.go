@@ -316,8 +316,8 @@ func lanesLine(cons *ordo.Consumer) string {
 	var b strings.Builder
 	for _, l := range cons.Lanes() {
 		if l.InFlight > 0 || l.Paused || l.LagRecords() > 0 {
-			fmt.Fprintf(&b, "[%s/%d in-flight %d running %d retrying %d keys %d paused %v %s slow %v span %d watermark %d hw %d blocked %q] ",
-				l.Topic, l.Partition, l.InFlight, l.Running, l.WaitingRetry, l.Keys, l.Paused, l.PauseReason, l.Slow, l.Span, l.Watermark, l.HighWatermark, l.Blocked)
+			fmt.Fprintf(&b, "[%s/%d in-flight %d in the stream %d running %d retrying %d keys %d paused %v %s slow %v span %d watermark %d hw %d blocked %q] ",
+				l.Topic, l.Partition, l.InFlight, l.Waiting, l.Running, l.WaitingRetry, l.Keys, l.Paused, l.PauseReason, l.Slow, l.Span, l.Watermark, l.HighWatermark, l.Blocked)
 		}
 	}
 	return b.String()

@@ -829,10 +829,20 @@ func (c *Consumer) pauseGlobal() {
 	c.mu.RUnlock()
 	for _, l := range lanes {
 		l.mu.Lock()
-		if !l.paused && !l.closing {
+		// Checked again under the lane's lock: finishes may have brought
+		// usage down meanwhile, and resumed the lanes paused before.
+		if !l.paused && !l.closing && c.budget.full() {
 			l.pauseLocked(pauseGlobal)
+			// Noted whatever the budget reads now: a lane paused here with
+			// nothing in flight has no finish of its own to resume it.
+			c.budget.notePaused()
 		}
 		l.mu.Unlock()
+	}
+	// Usage may have fallen under half while the lanes were paused, after
+	// the last finish that would have resumed them.
+	if c.budget.shouldResume() {
+		c.budget.resumePaused()
 	}
 }
 

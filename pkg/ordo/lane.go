@@ -853,6 +853,21 @@ func (l *lane) worker() {
 	}
 }
 
+// wakeForStream wakes waiting workers if the stream has records that may
+// start and no runner will take them: one in fast mode (it becomes the
+// runner), all in slow mode. For finishes that happen outside the workers.
+// l.mu is held.
+func (l *lane) wakeForStream() {
+	if l.waiting == 0 || l.closed || !l.streamReady() {
+		return
+	}
+	if l.slow {
+		l.cond.Broadcast()
+	} else {
+		l.cond.Signal()
+	}
+}
+
 // streamReady reports whether the stream has a record that may start now
 // (diversions aside). l.mu is held.
 func (l *lane) streamReady() bool {
@@ -1525,6 +1540,11 @@ func (l *lane) sendOut(w *work, act action) {
 			l.running--
 			l.finishWork(w)
 			l.afterFinish()
+			// This runs on the producer's goroutine, not a worker's: if
+			// the finish let records of the stream start (the watermark
+			// moved past w and lifted the offset map's gate), the
+			// workers may all be waiting, and no one else will wake them.
+			l.wakeForStream()
 			return
 		}
 		if l.closed {

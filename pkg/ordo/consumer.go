@@ -697,7 +697,11 @@ func (c *Consumer) onLost(_ context.Context, _ *kgo.Client, lost map[string][]in
 		}
 	}
 	c.mu.RUnlock()
-	c.cfg.Logger.Warn("partitions lost", "partitions", lost)
+	// franz-go calls this again, with nothing, after each failed attempt
+	// to rejoin: only a loss is worth a warning.
+	if len(lost) > 0 {
+		c.cfg.Logger.Warn("partitions lost", "partitions", lost)
+	}
 }
 
 func (c *Consumer) detach(parts map[string][]int32) []*lane {

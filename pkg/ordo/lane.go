@@ -905,7 +905,12 @@ func (l *lane) dueLocked(r *kgo.Record) bool {
 			if l.paused && l.pauseWhy == pauseNotDue && !l.closed && l.mayResume() {
 				l.resumeLocked()
 			}
-			l.cond.Broadcast()
+			// As many workers as there are records that may be due (a
+			// tier lane runs in slow mode: a worker takes one record),
+			// not all of them: most would find nothing to take.
+			for range min(l.waiting, l.pending.n) {
+				l.cond.Signal()
+			}
 		})
 	}
 	if !l.paused {

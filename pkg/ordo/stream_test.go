@@ -340,16 +340,18 @@ func TestBrokerOutageCountedAndLoggedAtABoundedRate(t *testing.T) {
 	took := time.Since(outage)
 	logs.mu.Lock()
 	warnings := 0
+	var msgs []string
 	for _, r := range logs.recs {
 		if r.at.After(outage) && r.level >= slog.LevelWarn {
 			warnings++
+			msgs = append(msgs, r.msg+" "+r.attrs)
 		}
 	}
 	logs.mu.Unlock()
 	// At most one warning per kind per 10 s; a handful of kinds (connect,
 	// request, franz-go's own messages) in a window this short.
 	if limit := 12 * (1 + int(took/(10*time.Second))); warnings > limit {
-		t.Errorf("%d warnings in %s of outage with >= 20 failed connections; want at most %d", warnings, took.Round(time.Millisecond), limit)
+		t.Errorf("%d warnings in %s of outage with >= 20 failed connections; want at most %d: %q", warnings, took.Round(time.Millisecond), limit, msgs)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()

@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -61,6 +62,7 @@ const (
 	// run without poison; ScenarioTierIdle: the CPU of a consumer holding
 	// 100,000 records in a 5-minute retry tier.
 	ScenarioPoison        = "poison-1pct"
+	ScenarioPoisonApart   = "poison-1pct-apart" // poison-1pct with the broker in its own process
 	ScenarioPoisonNoop    = "poison-1pct-noop"
 	ScenarioTierIdle      = "tier-idle"
 	ScenarioPostgresInbox = "postgres-inbox"
@@ -115,7 +117,7 @@ var pcScenarios = map[string]pcScenario{
 // Names returns every scenario, in the order they run.
 func Names() []string {
 	return []string{ScenarioNoop, ScenarioInProc, ScenarioPCKey1, ScenarioPCKey10, ScenarioPCKey100, ScenarioPCKey1000,
-		ScenarioPCKey10000, ScenarioPCPartition, ScenarioPCUnordered, ScenarioPoison, ScenarioPoisonNoop, ScenarioTierIdle,
+		ScenarioPCKey10000, ScenarioPCPartition, ScenarioPCUnordered, ScenarioPoison, ScenarioPoisonApart, ScenarioPoisonNoop, ScenarioTierIdle,
 		ScenarioRedisLedger, ScenarioPostgresInbox}
 }
 
@@ -321,7 +323,7 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 			r, err = runNoop(ctx, opts)
 		case ScenarioInProc:
 			r, err = runInProc(ctx, opts)
-		case ScenarioPoison, ScenarioPoisonNoop:
+		case ScenarioPoison, ScenarioPoisonApart, ScenarioPoisonNoop:
 			r, err = runPoison(ctx, opts, name)
 		case ScenarioTierIdle:
 			r, err = runTierIdle(ctx, opts)
@@ -508,10 +510,22 @@ func runPoison(ctx context.Context, opts Options, name string) (Result, error) {
 		Progress: opts.Progress,
 	}
 	what := "a no-op processor"
-	if name == ScenarioPoison {
+	if name == ScenarioPoison || name == ScenarioPoisonApart {
 		cfg.Work = poisonWork
-		cfg.Records /= 5 // the calls take time: a run of about a second
+		cfg.Records /= 5 // the calls take time: a run of about two seconds
 		what = fmt.Sprintf("a processor whose calls take %s (a sink's round trip), %d workers per partition", poisonWork, poisonWorkers)
+	}
+	where := "broker (kfake) in the process"
+	if name == ScenarioPoisonApart {
+		cfg.Exe, cfg.Env = opts.Exe, opts.Env
+		if cfg.Exe == "" {
+			exe, err := os.Executable()
+			if err != nil {
+				return Result{}, fmt.Errorf("bench: finding the ordo executable: %w", err)
+			}
+			cfg.Exe = exe
+		}
+		where = "broker (ordo dev --broker-only) in a process of its own"
 	}
 	pr, err := PoisonThroughput(ctx, cfg)
 	if err != nil {
@@ -534,8 +548,8 @@ func runPoison(ctx context.Context, opts Options, name string) (Result, error) {
 		RawRuns:        roundAll(pr.CleanRuns),
 		Detail: fmt.Sprintf("records/s of the keys that do not fail (from the first record handed to the processor to the last of theirs applied), with every record of 1 key in %d failing every call through the whole chain "+
 			"(%d calls in place, tiers %v, then the dead-letter topic), against the same topic read clean by a new group; %s; "+
-			"%d partitions, %d keys; broker (kfake) in the process; median of %d runs each, alternated",
-			cfg.PoisonEvery, poisonRetry.MaxAttempts, poisonRetry.Tiers, what, cfg.Partitions, cfg.Keys, cfg.Rounds),
+			"%d partitions, %d keys; %s; median of %d runs each, alternated",
+			cfg.PoisonEvery, poisonRetry.MaxAttempts, poisonRetry.Tiers, what, cfg.Partitions, cfg.Keys, where, cfg.Rounds),
 	}
 	fmt.Fprintf(opts.Progress, "%s: other keys %s records/s with poison, %s without (%.2fx; timed from Start, the group join included, %.2fx)\n",
 		name, groupDigits(r.Value), groupDigits(r.Baseline), r.Ratio, r.FromStartRatio)
@@ -599,7 +613,7 @@ func WriteTable(w io.Writer, rep Report) error {
 		case r.Skipped != "":
 			fmt.Fprintf(tw, "%s\t-\t-\t-\tskipped: %s\n", r.Name, r.Skipped)
 			continue
-		case r.Name == ScenarioPoison || r.Name == ScenarioPoisonNoop:
+		case r.Name == ScenarioPoison || r.Name == ScenarioPoisonApart || r.Name == ScenarioPoisonNoop:
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fx\t%s\n", r.Name, "poison "+groupDigits(r.Value)+" rec/s", "clean "+groupDigits(r.Baseline)+" rec/s", r.Ratio,
 				fmt.Sprintf("the other keys' records/s from the first record (from Start, join included: %.2fx)%s; %s records, %s poisoned, all dead-lettered; median of %d",
 					r.FromStartRatio, asSlept(r), groupDigits(float64(r.Records)), groupDigits(float64(r.Poisoned)), len(r.OrdoRuns)))

@@ -42,6 +42,13 @@ type PoisonConfig struct {
 	Seed uint64
 	// Progress receives a line per step. Default: discard.
 	Progress io.Writer
+	// Exe, if set, is the ordo binary (or one that plays it, as the
+	// tests' binary does with Env) that runs the broker in a process of
+	// its own (`dev --broker-only`), as a broker is in production: its
+	// work and garbage are then not the measured process's. Default: the
+	// broker (kfake) runs in the process.
+	Exe string
+	Env []string
 }
 
 func (c PoisonConfig) withDefaults() PoisonConfig {
@@ -109,12 +116,23 @@ func PoisonThroughput(ctx context.Context, cfg PoisonConfig) (PoisonResult, erro
 	if cfg.Records < 1 || cfg.Partitions < 1 || cfg.Keys < cfg.PoisonEvery || cfg.Rounds < 1 {
 		return res, errors.New("bench: poison-1pct: Records, Partitions and Rounds must be >= 1, Keys >= PoisonEvery")
 	}
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		return res, err
+	var addr string
+	if cfg.Exe != "" {
+		broker, err := startBrokerChild(ctx, cfg.Exe, cfg.Env)
+		if err != nil {
+			return res, err
+		}
+		defer broker.kill()
+		addr = broker.addr
+		fmt.Fprintf(cfg.Progress, "poison-1pct: broker child (pid %d) on %s\n", broker.cmd.Process.Pid, addr)
+	} else {
+		cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+		if err != nil {
+			return res, err
+		}
+		defer cluster.Close()
+		addr = cluster.ListenAddrs()[0]
 	}
-	defer cluster.Close()
-	addr := cluster.ListenAddrs()[0]
 	id := strconv.FormatInt(time.Now().UnixNano(), 36)
 	topic := "bench-poison-" + id
 	if _, err := produceNoop(ctx, addr, topic, NoopConfig{Records: cfg.Records, Partitions: cfg.Partitions, Keys: cfg.Keys, ValueBytes: cfg.ValueBytes, Seed: cfg.Seed}); err != nil {

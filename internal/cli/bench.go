@@ -65,6 +65,7 @@ func newBenchCmd(out io.Writer) *cobra.Command {
                        retry chain to the dead-letter topic, against the same
                        topic read clean: calls of 1 ms (200,000 records), or
                        a no-op processor (1,000,000 records).
+  poison-1pct-apart    poison-1pct with the broker in a process of its own.
   tier-idle            CPU of a process holding 100,000 records in a 5-minute
                        retry tier, against the same consumer idle.
   redis-ledger         the redis-ledger processor and the PostgreSQL inbox

@@ -85,12 +85,7 @@ func (c *Consumer) commitOwned(ctx context.Context) error {
 		return nil // stopping
 	}
 	defer c.unlockCommit()
-	c.mu.RLock()
-	lanes := make([]*lane, 0, len(c.lanes))
-	for _, l := range c.lanes {
-		lanes = append(lanes, l)
-	}
-	c.mu.RUnlock()
+	lanes := c.ownedLanes()
 	mapMax := int(c.mapMax.Load())
 	marks := map[tp]mark{}
 	for _, l := range lanes {

@@ -822,15 +822,22 @@ func sortSnapshots(s []LaneSnapshot) {
 	})
 }
 
-// pauseGlobal pauses every lane not paused yet, for the consumer-wide
-// budget: it is full.
-func (c *Consumer) pauseGlobal() {
+// ownedLanes returns the lanes of the partitions owned now. It takes
+// Consumer.mu (read); the caller holds no lane's lock.
+func (c *Consumer) ownedLanes() []*lane {
 	c.mu.RLock()
+	defer c.mu.RUnlock()
 	lanes := make([]*lane, 0, len(c.lanes))
 	for _, l := range c.lanes {
 		lanes = append(lanes, l)
 	}
-	c.mu.RUnlock()
+	return lanes
+}
+
+// pauseGlobal pauses every lane not paused yet, for the consumer-wide
+// budget: it is full.
+func (c *Consumer) pauseGlobal() {
+	lanes := c.ownedLanes()
 	for _, l := range lanes {
 		l.mu.Lock()
 		// Checked again under the lane's lock: finishes may have brought
@@ -853,12 +860,7 @@ func (c *Consumer) pauseGlobal() {
 // resumeGlobal resumes the lanes that were paused while the consumer-wide
 // budget was full, once usage fell under half of it.
 func (c *Consumer) resumeGlobal() {
-	c.mu.RLock()
-	lanes := make([]*lane, 0, len(c.lanes))
-	for _, l := range c.lanes {
-		lanes = append(lanes, l)
-	}
-	c.mu.RUnlock()
+	lanes := c.ownedLanes()
 	for _, l := range lanes {
 		l.mu.Lock()
 		if l.paused && !l.closed {

@@ -89,8 +89,10 @@ lag with: ordo lag --brokers 127.0.0.1:9092 --group ordo-dev --watch
 The pipeline applies each event once, fenced: in memory by default (the example
 processor behind an in-memory idempotency store); with --redis-url, the
 redis-ledger processor appends each event to a per-customer Redis list; with
---postgres-dsn, the postgres processor upserts each event into ordo_events
-(the tables are created at start). Passwords in either are never printed.`,
+--postgres-dsn, the postgres processor upserts each event into ordo_dev_events
+(inbox ordo_dev_inbox; the tables are created at start). Those two store any
+value, so the malformed events are applied, not dead-lettered. Passwords in
+either are never printed.`,
 		Example: `  ordo dev --demo                        # broker, topics, demo producer, example pipeline
   ordo dev --demo --rate 500 --work 10ms  # slower processing: watch the lag
   ordo dev --broker-only                  # only the broker and the topics, for your own clients

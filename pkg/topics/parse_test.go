@@ -581,10 +581,19 @@ func TestRepoTopics(t *testing.T) {
 			// deploy/ordo.yaml's group: its retry.tiers are these delays.
 			Topic: "orders", Group: "orders-ledger", DLQ: true,
 			Retry: topics.RetryChain{Delays: []time.Duration{time.Minute, 10 * time.Minute}},
+		}, {
+			// examples/custom-processor's group: a dead-letter topic, no tiers.
+			Topic: "orders", Group: "audit", DLQ: true,
 		}},
 	}
 	if !reflect.DeepEqual(orders, want) {
 		t.Fatalf("orders = %+v, want %+v", orders, want)
+	}
+	// The targets of the docs' copy examples (replay.md, cli.md).
+	for _, name := range []string{"orders.replay", "orders.copy"} {
+		if tp, ok := set.Lookup(name); !ok || tp.Partitions != 12 || len(tp.Groups) != 0 {
+			t.Errorf("%s = %+v, %v; want 12 partitions, no group", name, tp, ok)
+		}
 	}
 	// ordo dev's group: the chain the engine and `ordo dlq` look up.
 	c, ok := set.Chain("orders", "ordo-dev")

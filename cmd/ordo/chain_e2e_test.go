@@ -1,13 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -19,22 +16,7 @@ import (
 var routedRe = regexp.MustCompile(`^ordo_routed_total\{[^}]*target="([a-z0-9-]+)"[^}]*\} ([0-9.e+]+)$`)
 
 // routed scrapes ordo_routed_total by target (tier-<n>, dlq).
-func routed(addr string) (map[string]float64, error) {
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if m := routedRe.FindStringSubmatch(sc.Text()); m != nil {
-			v, _ := strconv.ParseFloat(m[2], 64)
-			out[m[1]] += v
-		}
-	}
-	return out, sc.Err()
-}
+func routed(addr string) (map[string]float64, error) { return scrapeSum(addr, routedRe) }
 
 // kcatRecord is one line of `kcat -C -J`.
 type kcatRecord struct {
@@ -89,34 +71,10 @@ func TestDevRetryChainWithKcat(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: not in -short")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "ordo")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	kafka, metrics := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "dev", "--kafka-addr", kafka, "--metrics-addr", metrics,
-		"--topics-dir", "../../topics", "--work", "0", "--shutdown-timeout", "10s")
-	var stdout, stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("ordo dev stdout:\n%s\nstderr:\n%s", lastLines(stdout.String(), 20), lastLines(stderr.String(), 20))
-		}
-	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(stdout.String(), "consuming") {
-		if time.Now().After(deadline) {
-			t.Fatal("ordo dev did not start its pipeline")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	dev := startDev(ctx, t)
+	cmd, bin, kafka, metrics, stdout := dev.cmd, dev.bin, dev.kafka, dev.metrics, &dev.stdout
 
 	const good, tier1, tier2, malformed, rejected = 300, 6, 4, 3, 5
 	fixedAt := time.Now().Add(4 * time.Second)

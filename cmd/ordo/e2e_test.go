@@ -65,7 +65,11 @@ func (b *syncBuffer) String() string {
 var outcomeRe = regexp.MustCompile(`^ordo_records_total\{[^}]*outcome="([a-z]+)"[^}]*\} ([0-9.e+]+)$`)
 
 // outcomes scrapes ordo dev's /metrics and sums ordo_records_total by outcome.
-func outcomes(addr string) (map[string]float64, error) {
+func outcomes(addr string) (map[string]float64, error) { return scrapeSum(addr, outcomeRe) }
+
+// scrapeSum scrapes /metrics at addr and sums the values of the lines re
+// matches by its first group (re's second group is the value).
+func scrapeSum(addr string, re *regexp.Regexp) (map[string]float64, error) {
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		return nil, err
@@ -74,7 +78,7 @@ func outcomes(addr string) (map[string]float64, error) {
 	out := map[string]float64{}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if m := outcomeRe.FindStringSubmatch(sc.Text()); m != nil {
+		if m := re.FindStringSubmatch(sc.Text()); m != nil {
 			v, _ := strconv.ParseFloat(m[2], 64)
 			out[m[1]] += v
 		}
@@ -92,34 +96,10 @@ func TestDevWithKcat(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test: not in -short")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "ordo")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	kafka, metrics := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "dev", "--kafka-addr", kafka, "--metrics-addr", metrics,
-		"--topics-dir", "../../topics", "--work", "0", "--shutdown-timeout", "10s")
-	var stdout, stderr syncBuffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if t.Failed() {
-			t.Logf("ordo dev stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
-		}
-	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(stdout.String(), "consuming") {
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			t.Fatal("ordo dev did not start its pipeline")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	dev := startDev(ctx, t)
+	cmd, kafka, metrics, stdout := dev.cmd, dev.kafka, dev.metrics, &dev.stdout
 
 	// 2,000 events over 100 customers, in order per customer, plus 5
 	// malformed ones. kcat -K: splits key and value at the first colon.
@@ -143,7 +123,7 @@ func TestDevWithKcat(t *testing.T) {
 	}
 
 	var got map[string]float64
-	deadline = time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var err error
 		got, err = outcomes(metrics)
@@ -187,6 +167,53 @@ func TestDevWithKcat(t *testing.T) {
 	if !strings.Contains(stdout.String(), "processed=") {
 		t.Error("no progress line printed")
 	}
+}
+
+// buildOrdo builds this package's binary into a test directory.
+func buildOrdo(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ordo")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// devProcess is `ordo dev`, built from this package, running on free
+// ports with the repository's topics.
+type devProcess struct {
+	cmd                 *exec.Cmd
+	bin, kafka, metrics string
+	stdout, stderr      syncBuffer
+}
+
+// startDev builds ordo and starts `ordo dev` (no demo producer, no work
+// per event), until ctx ends, and waits for its pipeline to consume. At
+// the test's end it is killed, and its output's last lines are logged if
+// the test failed.
+func startDev(ctx context.Context, t *testing.T) *devProcess {
+	t.Helper()
+	d := &devProcess{bin: buildOrdo(t), kafka: freeAddr(t), metrics: freeAddr(t)}
+	d.cmd = exec.CommandContext(ctx, d.bin, "dev", "--kafka-addr", d.kafka, "--metrics-addr", d.metrics,
+		"--topics-dir", "../../topics", "--work", "0", "--shutdown-timeout", "10s")
+	d.cmd.Stdout, d.cmd.Stderr = &d.stdout, &d.stderr
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = d.cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("ordo dev stdout:\n%s\nstderr:\n%s", lastLines(d.stdout.String(), 20), lastLines(d.stderr.String(), 20))
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(d.stdout.String(), "consuming") {
+		if time.Now().After(deadline) {
+			t.Fatal("ordo dev did not start its pipeline")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return d
 }
 
 func lastLines(s string, n int) string {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -21,11 +20,7 @@ func TestBinaryTwoStageInterrupt(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary: not in -short")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "ordo")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildOrdo(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "dev", "--demo", "--kafka-addr", freeAddr(t), "--metrics-addr", "",

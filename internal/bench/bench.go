@@ -256,6 +256,7 @@ type Result struct {
 	Goroutines     int     `json:"goroutines,omitempty"`
 	IdleGoroutines int     `json:"idle_goroutines,omitempty"`
 	HeapMiB        float64 `json:"heap_mib,omitempty"`
+	Held           int     `json:"held_records,omitempty"` // of Records, in memory
 	Violations     *int64  `json:"order_violations,omitempty"`
 
 	// redis-ledger and postgres-inbox: a write's latency during Ordo's
@@ -588,8 +589,9 @@ func runTierIdle(ctx context.Context, opts Options) (Result, error) {
 		Goroutines:     tr.Goroutines,
 		IdleGoroutines: tr.IdleGoroutines,
 		HeapMiB:        math.Round(tr.HeapMiB*10) / 10,
-		Detail: fmt.Sprintf("CPU (cores, from getrusage over %s) of a process whose consumer holds %d records not due for 5 minutes in a retry tier, "+
-			"against the same consumer with nothing to do; broker (kfake) in the process, counted in both", cfg.Window, tr.Records),
+		Held:           tr.Held,
+		Detail: fmt.Sprintf("CPU (cores, from getrusage over %s) of a process whose consumer has %d records not due for 5 minutes in a retry tier (%d of them held in memory, the rest in the topic), "+
+			"against the same consumer with nothing to do; broker (kfake) in the process, counted in both", cfg.Window, tr.Records, tr.Held),
 	}, nil
 }
 
@@ -620,7 +622,7 @@ func WriteTable(w io.Writer, rep Report) error {
 			continue
 		case r.Name == ScenarioTierIdle:
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fx\t%s\n", r.Name, fmt.Sprintf("%.2f%% CPU", r.Value*100), fmt.Sprintf("idle %.2f%% CPU", r.Baseline*100), r.Ratio,
-				fmt.Sprintf("%s records waiting in a 5-minute tier; %d goroutines (%d idle); heap %.0f MiB", groupDigits(float64(r.Records)), r.Goroutines, r.IdleGoroutines, r.HeapMiB))
+				fmt.Sprintf("%s records waiting in a 5-minute tier, %s held in memory; %d goroutines (%d idle); heap %.0f MiB", groupDigits(float64(r.Records)), groupDigits(float64(r.Held)), r.Goroutines, r.IdleGoroutines, r.HeapMiB))
 			continue
 		case r.Name == ScenarioRedisLedger || r.Name == ScenarioPostgresInbox:
 			value = "ordo " + groupDigits(r.Value) + " rec/s"

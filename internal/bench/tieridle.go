@@ -6,6 +6,7 @@ import (
 	"io"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -16,8 +17,10 @@ import (
 )
 
 // TierIdleConfig is the tier-idle scenario: a consumer whose retry tier
-// holds Records records not due for Delay, watched for Window once it has
-// received them, against the same consumer with nothing to do.
+// has Records records not due for Delay, watched for Window once it has
+// taken what it holds of them (each tier partition holds a bounded share
+// and pauses; the rest wait in the topic), against the same consumer with
+// nothing to do.
 type TierIdleConfig struct {
 	// Records is the records waiting in the tier. Default 100,000.
 	Records int
@@ -60,9 +63,10 @@ type TierIdleResult struct {
 	Goroutines, IdleGoroutines int
 	// HeapMiB is the heap in use with the records waiting.
 	HeapMiB float64
-	// Waiting is ordo_tier_waiting_records at the end of the window: the
-	// records the consumer holds, not yet due.
-	Waiting int
+	// Waiting is the tier's records not called by the end of the window
+	// (all of them, or the run fails); Held is those the consumer holds
+	// in memory (ordo_tier_waiting_records), the rest wait in the topic.
+	Waiting, Held int
 }
 
 // TierIdle runs tier-idle: first the idle consumer, then the one with the
@@ -97,12 +101,16 @@ func TierIdle(ctx context.Context, cfg TierIdleConfig) (TierIdleResult, error) {
 		if err != nil {
 			return res, err
 		}
+		var calls atomic.Int64
 		cons, err := ordo.New(ordo.Config{
-			Brokers:   []string{addr},
-			Group:     group,
-			Topics:    []string{topic},
-			Processor: ordo.ProcessorFunc(func(context.Context, *kgo.Record) error { return nil }),
-			Retry:     ordo.RetryPolicy{Tiers: []time.Duration{cfg.Delay}},
+			Brokers: []string{addr},
+			Group:   group,
+			Topics:  []string{topic},
+			Processor: ordo.ProcessorFunc(func(context.Context, *kgo.Record) error {
+				calls.Add(1)
+				return nil
+			}),
+			Retry: ordo.RetryPolicy{Tiers: []time.Duration{cfg.Delay}},
 		})
 		if err != nil {
 			return res, err
@@ -110,16 +118,13 @@ func TierIdle(ctx context.Context, cfg TierIdleConfig) (TierIdleResult, error) {
 		if err := cons.Start(ctx); err != nil {
 			return res, err
 		}
-		// Settle: the group joined and, when full, every record received.
+		// Settle: the group joined and, when full, each tier partition
+		// took all its records or paused, holding its share.
 		settled := time.Now().Add(time.Minute)
-		for {
-			waiting := tierWaiting(cons)
-			if len(cons.Lanes()) == 2*cfg.Partitions && (!full || waiting == cfg.Records) {
-				break
-			}
+		for len(cons.Lanes()) != 2*cfg.Partitions || full && !tierSettled(cons) {
 			if time.Now().After(settled) {
 				_ = cons.Stop(context.WithoutCancel(ctx))
-				return res, fmt.Errorf("bench: tier-idle: %d lanes, %d of %d records received after a minute", len(cons.Lanes()), waiting, cfg.Records)
+				return res, fmt.Errorf("bench: tier-idle: %d lanes, %d of %d records held, not all paused or received after a minute", len(cons.Lanes()), tierWaiting(cons), cfg.Records)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -135,12 +140,13 @@ func TierIdle(ctx context.Context, cfg TierIdleConfig) (TierIdleResult, error) {
 		runtime.ReadMemStats(&ms)
 		g := runtime.NumGoroutine()
 		if full {
-			res.CPU, res.Goroutines, res.HeapMiB, res.Waiting = cores, g, mib(int64(ms.HeapInuse)), tierWaiting(cons)
+			res.CPU, res.Goroutines, res.HeapMiB = cores, g, mib(int64(ms.HeapInuse))
+			res.Waiting, res.Held = cfg.Records-int(calls.Load()), tierWaiting(cons)
 		} else {
 			res.IdleCPU, res.IdleGoroutines = cores, g
 		}
-		fmt.Fprintf(cfg.Progress, "tier-idle: %s: %.2f%% of a core over %s, %d goroutines, heap %.0f MiB, %d records waiting\n",
-			map[bool]string{false: "idle", true: "full"}[full], cores*100, cfg.Window, g, mib(int64(ms.HeapInuse)), tierWaiting(cons))
+		fmt.Fprintf(cfg.Progress, "tier-idle: %s: %.2f%% of a core over %s, %d goroutines, heap %.0f MiB, %d records called, %d held\n",
+			map[bool]string{false: "idle", true: "full"}[full], cores*100, cfg.Window, g, mib(int64(ms.HeapInuse)), calls.Load(), tierWaiting(cons))
 		if err := cons.Stop(context.WithoutCancel(ctx)); err != nil {
 			return res, err
 		}
@@ -173,6 +179,17 @@ func produceWaiting(ctx context.Context, cl *kgo.Client, topic, tier string, cfg
 		}}, nil)
 	}
 	return cl.Flush(ctx)
+}
+
+// tierSettled reports whether every tier partition took all its records
+// (those produced to it: its high watermark) or paused.
+func tierSettled(cons *ordo.Consumer) bool {
+	for _, l := range cons.Lanes() {
+		if l.Tier > 0 && !l.Paused && (l.HighWatermark < 0 || int64(l.InFlight) < l.HighWatermark) {
+			return false
+		}
+	}
+	return true
 }
 
 func tierWaiting(cons *ordo.Consumer) int {

@@ -121,7 +121,8 @@ type lane struct {
 	lastWM            int64         // the watermark when last looked at (each commit)
 	movedAt           time.Time     // when it last moved; zero before any record
 	notDueUntil       time.Time     // a retry tier's next record is not due before this
-	dueTimer          Timer         // wakes the lane when it is
+	dueTimer          Timer         // wakes the lane's workers when it is
+	maxRecs           int           // cfg.maxRecs; on a retry tier at most tierMaxWaiting
 	blockedBy         *work         // a record whose produce out keeps failing
 	blockedWhy        string        // its reason
 	blockedSince      time.Time
@@ -469,6 +470,10 @@ func newLane(cfg *laneConfig, deps laneDeps, role laneRole, topic string, partit
 		hw:        -1,
 		commit:    -1,
 	}
+	l.maxRecs = cfg.maxRecs
+	if role.tier > 0 {
+		l.maxRecs = min(cfg.maxRecs, tierMaxWaiting)
+	}
 	l.sctx.l = l
 	l.fetchNext.Store(-1)
 	l.tr.inherit(inherited)
@@ -664,7 +669,7 @@ func (l *lane) newKeyQueue(key string) *keyQueue {
 func (l *lane) newWork(r *kgo.Record, seq uint64) *work {
 	w := &work{lane: l, rec: r, seq: seq, size: recSize(r), attempt: 1, cut: -1}
 	if l.tier > 0 {
-		tr := readTierHeaders(r)
+		tr := readTierHeaders(r, l.source)
 		if tr.ok {
 			w.orig, w.origTS, w.prior = &tr.origin, tr.originTime, tr.attempts
 		}
@@ -882,15 +887,18 @@ func (l *lane) streamReady() bool {
 }
 
 // dueLocked reports whether r, the next record of a retry tier, is due
-// (its ordo-not-before has passed). If it is not, the lane pauses its
-// partition and arms a timer for when it is: no worker waits on it, and
-// the source topic and the other tiers keep flowing. l.mu is held.
+// (its ordo-not-before has passed). If it is not, it arms a timer that
+// wakes the lane's workers when it is: no worker waits on it, and the
+// source topic and the other tiers keep flowing. Fetching goes on: what a
+// tier lane holds is bounded by tierMaxWaiting (see pauseReason), not by
+// its head's due time, so that a tier fed a record at a time is not paused
+// and resumed for each one. l.mu is held.
 func (l *lane) dueLocked(r *kgo.Record) bool {
 	now := l.cfg.clock.Now()
 	if !l.notDueUntil.IsZero() && now.Before(l.notDueUntil) {
 		return false
 	}
-	nb := readTierHeaders(r).notBefore
+	nb := notBefore(r)
 	if nb.IsZero() || !now.Before(nb) {
 		l.notDueUntil = time.Time{}
 		return true
@@ -902,9 +910,6 @@ func (l *lane) dueLocked(r *kgo.Record) bool {
 			defer l.mu.Unlock()
 			l.dueTimer = nil
 			l.notDueUntil = time.Time{}
-			if l.paused && l.pauseWhy == pauseNotDue && !l.closed && l.mayResume() {
-				l.resumeLocked()
-			}
 			// As many workers as there are records that may be due (a
 			// tier lane runs in slow mode: a worker takes one record),
 			// not all of them: most would find nothing to take.
@@ -912,9 +917,6 @@ func (l *lane) dueLocked(r *kgo.Record) bool {
 				l.cond.Signal()
 			}
 		})
-	}
-	if !l.paused {
-		l.pauseLocked(pauseNotDue)
 	}
 	return false
 }
@@ -1725,8 +1727,24 @@ const (
 	pauseOffsetMap = "offset_map" // the done set would outgrow an offset map
 	pauseGlobal    = "global"     // MaxInFlight or MaxInFlightBytes
 	pauseHold      = "hold"       // a record returned HoldPartition
-	pauseNotDue    = "not_due"    // a retry tier's next record is not due yet
+	pauseNotDue    = "not_due"    // a retry tier holds tierMaxWaiting records, its next not due yet
 )
+
+// tierMaxWaiting bounds the records a retry tier's partition holds (when
+// MaxInFlightPerPartition is not lower): at it, the partition pauses
+// (not_due while its next record is not due) and resumes once half are
+// gone. Records waiting for their due time hold no worker, but they hold
+// memory and the consumer-wide budget: a tier behind a long delay holds
+// this many, not its whole backlog. A tier fed a record at a time (1% of
+// keys failing) holds a few and never pauses.
+const tierMaxWaiting = 1000
+
+// headDueLocked reports whether the stream's next record is due; a lane
+// without one counts as due. l.mu is held.
+func (l *lane) headDueLocked() bool {
+	r, _, ok := l.pending.first()
+	return !ok || l.dueLocked(r)
+}
 
 // pauseReason says why the lane must pause now; "" if it need not.
 func (l *lane) pauseReason() string {
@@ -1735,7 +1753,10 @@ func (l *lane) pauseReason() string {
 		return pauseSpan
 	case l.mapGated():
 		return pauseOffsetMap
-	case l.tr.pending >= l.cfg.maxRecs:
+	case l.tr.pending >= l.maxRecs:
+		if l.tier > 0 && !l.headDueLocked() {
+			return pauseNotDue
+		}
 		return pauseRecords
 	case l.tr.bytes >= l.cfg.maxBytes:
 		return pauseBytes
@@ -1781,7 +1802,7 @@ func (l *lane) startLimitMap() int64 {
 // partition from flapping).
 func (l *lane) mayResume() bool {
 	return l.holding == 0 &&
-		l.tr.pending <= l.cfg.maxRecs/2 &&
+		l.tr.pending <= l.maxRecs/2 &&
 		l.tr.bytes <= l.cfg.maxBytes/2 &&
 		l.tr.span() <= l.cfg.maxSpan/2 &&
 		(l.tr.n == 0 || l.tr.next-1 < l.startLimitMap()-l.cfg.mapCap.window/2) &&
@@ -1980,8 +2001,8 @@ type LaneSnapshot struct {
 	Paused bool
 	// PauseReason says why the partition is paused: records, bytes, span,
 	// offset_map or global (a budget), hold (a record returned
-	// HoldPartition), not_due (a retry tier's next record is not due
-	// yet); "" when it is not.
+	// HoldPartition), not_due (a retry tier holds as many records as it
+	// may, the next not due yet); "" when it is not.
 	PauseReason string
 	// Slow is true while the lane runs records one at a time under its
 	// scheduler (its calls are slow, or one stalled), false while its
@@ -2015,6 +2036,10 @@ type LaneSnapshot struct {
 	// BlockedSince; "" when none does.
 	Blocked      string
 	BlockedSince time.Time
+	// DueAt is, on a retry tier, when its next record is due, while a
+	// timer waits for it to wake the partition's workers; zero when none
+	// does.
+	DueAt time.Time
 }
 
 func (l *lane) snapshot() LaneSnapshot {
@@ -2027,6 +2052,9 @@ func (l *lane) snapshot() LaneSnapshot {
 		Paused: l.paused, PauseReason: l.pauseWhy, Slow: l.slow, Span: l.tr.span(),
 		Watermark: -1, Committed: l.commit, HighWatermark: l.hw, MovedAt: l.movedAt,
 		Tier: l.tier, Waiting: l.pending.n, Blocked: l.blockedWhy, BlockedSince: l.blockedSince,
+	}
+	if l.dueTimer != nil {
+		s.DueAt = l.notDueUntil
 	}
 	if l.single != nil && l.single.active {
 		s.Keys = 1

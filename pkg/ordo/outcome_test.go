@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -340,5 +341,50 @@ func TestDecideTiers(t *testing.T) {
 					a.kind, a.tier, a.delay, a.class, c.kind, c.tier, c.delay, c.class)
 			}
 		})
+	}
+}
+
+// TestHeaderBufValuesStayPut: headers built on one shared buffer keep
+// their values as later ones are appended, through the buffer's growth.
+func TestHeaderBufValuesStayPut(t *testing.T) {
+	hb := headerBuf{buf: make([]byte, 0, 4)} // small: it grows several times
+	want := map[string]string{}
+	for i := range 50 {
+		k := fmt.Sprintf("h%d", i)
+		if i%2 == 0 {
+			hb.add(k, strings.Repeat("v", i))
+			want[k] = strings.Repeat("v", i)
+		} else {
+			hb.addInt(k, int64(i)*1_000_003)
+			want[k] = fmt.Sprint(int64(i) * 1_000_003)
+		}
+	}
+	if len(hb.hs) != 50 {
+		t.Fatalf("%d headers, want 50", len(hb.hs))
+	}
+	for _, h := range hb.hs {
+		if string(h.Value) != want[h.Key] {
+			t.Errorf("header %s = %q, want %q", h.Key, h.Value, want[h.Key])
+		}
+		if cap(h.Value) != len(h.Value) {
+			t.Errorf("header %s has room to grow (cap %d, len %d): an append would write past it", h.Key, cap(h.Value), len(h.Value))
+		}
+	}
+}
+
+// TestParseDec: parseDec agrees with strconv.ParseInt on what Ordo writes
+// (up to 18 digits, optionally negative) and refuses the rest.
+func TestParseDec(t *testing.T) {
+	for _, s := range []string{"0", "7", "-1", "2147483647", "-2147483648", "1796034954230", "999999999999999999", "-999999999999999999", "000123"} {
+		got, ok := parseDec([]byte(s))
+		want, err := strconv.ParseInt(s, 10, 64)
+		if !ok || err != nil || got != want {
+			t.Errorf("parseDec(%q) = %d, %v; strconv: %d, %v", s, got, ok, want, err)
+		}
+	}
+	for _, s := range []string{"", "-", "+1", "1a", " 1", "1 ", "1.5", "0x10", "1_000", "1234567890123456789"} {
+		if n, ok := parseDec([]byte(s)); ok {
+			t.Errorf("parseDec(%q) = %d, true; want refused", s, n)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -61,10 +62,70 @@ type router struct {
 	jitter           func(time.Duration) time.Duration
 	producer         recordProducer // set at Start
 	produceTimeout   time.Duration  // bounds one produce: Retry.MaxBackoff, at least 1s
+	// chains are the names of each source topic's chain, filled once:
+	// [0] the dead-letter topic, [n] retry tier n. Read-only.
+	chains map[string][]string
+}
+
+// notBefore reads a tier record's ordo-not-before alone; zero if absent
+// or malformed.
+func notBefore(rec *kgo.Record) time.Time {
+	for _, h := range rec.Headers {
+		if h.Key == HeaderNotBefore {
+			if ms, ok := parseDec(h.Value); ok {
+				return time.UnixMilli(ms)
+			}
+			return time.Time{}
+		}
+	}
+	return time.Time{}
+}
+
+// parseDec parses a base-10 integer (an optional '-', then 1 to 18
+// digits: every offset, partition and unix-ms time) without allocating.
+func parseDec(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
+}
+
+// chainOf names the dead-letter topic (tier 0) or retry tier n of topic.
+func (r *router) chainOf(topic string, tier int) string {
+	if names, ok := r.chains[topic]; ok && tier < len(names) {
+		return names[tier]
+	}
+	if tier == 0 {
+		return r.naming.DLQTopic(topic, r.group)
+	}
+	return r.naming.RetryTopic(topic, r.group, tier)
 }
 
 func newRouter(cfg *Config) *router {
+	chains := make(map[string][]string, len(cfg.Topics))
+	for _, t := range cfg.Topics {
+		names := []string{cfg.Naming.DLQTopic(t, cfg.Group)}
+		for n := 1; n <= len(cfg.Retry.Tiers); n++ {
+			names = append(names, cfg.Naming.RetryTopic(t, cfg.Group, n))
+		}
+		chains[t] = names
+	}
 	return &router{
+		chains:         chains,
 		group:          cfg.Group,
 		processor:      cfg.ProcessorName,
 		retry:          cfg.Retry,
@@ -252,30 +313,30 @@ func (r *router) outRecord(w *work, a action) *kgo.Record {
 		// Cut, then drop a rune the cut split: the header stays UTF-8.
 		errText = strings.ToValidUTF8(errText[:maxErrorHeader], "")
 	}
-	hs := make([]kgo.RecordHeader, 0, len(src.Headers)+12)
+	hs := make([]kgo.RecordHeader, 0, len(src.Headers)+14)
 	for _, h := range src.Headers {
 		if isOrdoHeader(h.Key) {
 			continue
 		}
 		hs = append(hs, h)
 	}
-	add := func(k, v string) { hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)}) }
 	o := w.origin()
-	add(HeaderOriginalTopic, o.Topic)
-	add(HeaderOriginalPartition, strconv.FormatInt(int64(o.Partition), 10))
-	add(HeaderOriginalOffset, strconv.FormatInt(o.Offset, 10))
-	add(HeaderOriginalTimestamp, strconv.FormatInt(w.originTime().UnixMilli(), 10))
-	add(HeaderAttempt, strconv.Itoa(w.calls()))
-	add(HeaderError, errText)
-	add(HeaderErrorClass, string(a.class))
-	add(HeaderGroup, r.group)
-	add(HeaderProcessor, r.processor)
+	hb := headerBuf{hs: hs, buf: make([]byte, 0, 64+len(o.Topic)+len(errText)+len(r.group)+len(r.processor))}
+	hb.add(HeaderOriginalTopic, o.Topic)
+	hb.addInt(HeaderOriginalPartition, int64(o.Partition))
+	hb.addInt(HeaderOriginalOffset, o.Offset)
+	hb.addInt(HeaderOriginalTimestamp, w.originTime().UnixMilli())
+	hb.addInt(HeaderAttempt, int64(w.calls()))
+	hb.add(HeaderError, errText)
+	hb.add(HeaderErrorClass, string(a.class))
+	hb.add(HeaderGroup, r.group)
+	hb.add(HeaderProcessor, r.processor)
 	if src.Topic != o.Topic {
 		// A redriven record that fails again keeps its redrive's id, so
 		// that `ordo dlq list` shows which letters came back.
 		for _, h := range src.Headers {
 			if h.Key == HeaderRedriveID {
-				add(HeaderRedriveID, string(h.Value))
+				hb.add(HeaderRedriveID, string(h.Value))
 				break
 			}
 		}
@@ -293,24 +354,49 @@ func (r *router) outRecord(w *work, a action) *kgo.Record {
 		Context: src.Context,
 	}
 	if a.kind == actTier {
-		out.Topic = r.naming.RetryTopic(o.Topic, r.group, a.tier)
-		add(HeaderTier, strconv.Itoa(a.tier))
+		out.Topic = r.chainOf(o.Topic, a.tier)
+		hb.addInt(HeaderTier, int64(a.tier))
 		due := out.Timestamp.Add(a.delay)
 		ms := due.UnixMilli()
 		if due.After(time.UnixMilli(ms)) {
 			ms++ // never due early: round up to the millisecond
 		}
-		add(HeaderNotBefore, strconv.FormatInt(ms, 10))
+		hb.addInt(HeaderNotBefore, ms)
 	} else {
-		out.Topic = r.naming.DLQTopic(o.Topic, r.group)
+		out.Topic = r.chainOf(o.Topic, 0)
 	}
 	if w.cut >= 0 && w.cut < len(src.Value) {
 		out.Value = src.Value[:w.cut]
-		add(HeaderTruncated, "true")
-		add(HeaderOriginalSize, strconv.Itoa(len(src.Value)))
+		hb.add(HeaderTruncated, "true")
+		hb.addInt(HeaderOriginalSize, int64(len(src.Value)))
 	}
-	out.Headers = hs
+	out.Headers = hb.hs
 	return out
+}
+
+// headerBuf builds headers whose values share one buffer: a copy costs a
+// few allocations, not two a header. Each value is cut off the buffer
+// with a full slice expression, so a later append never writes into it (a
+// buffer that grows leaves the earlier values in the old array).
+type headerBuf struct {
+	hs  []kgo.RecordHeader
+	buf []byte
+}
+
+func (h *headerBuf) add(k, v string) {
+	n := len(h.buf)
+	h.buf = append(h.buf, v...)
+	h.put(k, n)
+}
+
+func (h *headerBuf) addInt(k string, v int64) {
+	n := len(h.buf)
+	h.buf = strconv.AppendInt(h.buf, v, 10)
+	h.put(k, n)
+}
+
+func (h *headerBuf) put(k string, n int) {
+	h.hs = append(h.hs, kgo.RecordHeader{Key: k, Value: h.buf[n:len(h.buf):len(h.buf)]})
 }
 
 // originPartitioner places a retry or dead-letter record on the partition
@@ -349,36 +435,40 @@ type tierHeaders struct {
 }
 
 // readTierHeaders reads Ordo's headers on a record of a group's own retry
-// tier (on a source topic they are never read: not trusted).
-func readTierHeaders(r *kgo.Record) tierHeaders {
+// tier (on a source topic they are never read: not trusted). It allocates
+// nothing but the origin topic's name, and not even that when it is
+// source, the tier's source topic (what it should be).
+func readTierHeaders(rec *kgo.Record, source string) tierHeaders {
 	var th tierHeaders
 	var have int
-	for _, h := range r.Headers {
-		v := string(h.Value)
+	for _, h := range rec.Headers {
 		switch h.Key {
 		case HeaderOriginalTopic:
-			th.origin.Topic = v
+			th.origin.Topic = source
+			if string(h.Value) != source {
+				th.origin.Topic = string(h.Value)
+			}
 			have |= 1
 		case HeaderOriginalPartition:
-			if p, err := strconv.ParseInt(v, 10, 32); err == nil {
+			if p, ok := parseDec(h.Value); ok && p >= math.MinInt32 && p <= math.MaxInt32 {
 				th.origin.Partition = int32(p)
 				have |= 2
 			}
 		case HeaderOriginalOffset:
-			if o, err := strconv.ParseInt(v, 10, 64); err == nil {
+			if o, ok := parseDec(h.Value); ok {
 				th.origin.Offset = o
 				have |= 4
 			}
 		case HeaderOriginalTimestamp:
-			if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+			if ms, ok := parseDec(h.Value); ok {
 				th.originTime = time.UnixMilli(ms)
 			}
 		case HeaderAttempt:
-			if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-				th.attempts = n
+			if n, ok := parseDec(h.Value); ok && n >= 0 && n <= math.MaxInt32 {
+				th.attempts = int(n)
 			}
 		case HeaderNotBefore:
-			if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+			if ms, ok := parseDec(h.Value); ok {
 				th.notBefore = time.UnixMilli(ms)
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -586,5 +587,146 @@ func TestAFailingKeyGoesToItsTierAfterOneCall(t *testing.T) {
 			t.Errorf("tiers %v: calls on the source topic %v, want %v", tiers, calls, want)
 		}
 		mu.Unlock()
+	}
+}
+
+// TestATierHoldsABoundedBacklog: 5,000 records wait in a retry tier, due
+// in an hour. The tier's partition takes a bounded share of them (its
+// waiting bound plus what one fetch brought), pauses (not_due), and runs
+// nothing: no worker waits on them. Once the clock passes their due time,
+// every one is called once, each key's in offset order, and the tier's
+// watermark reaches its end.
+func TestATierHoldsABoundedBacklog(t *testing.T) {
+	const group, n = "g", 5000
+	tier := ordo.DefaultNaming.RetryTopic("t", group, 1)
+	c := newCluster(t, 1, chainTopics("t", group, 1)...)
+	clock := newFakeClock()
+	due := strconv.FormatInt(clock.Now().Add(time.Hour).UnixMilli(), 10)
+	// Values that do not compress: a fetch (1 MiB of a partition) brings
+	// about 1,000 of them.
+	rnd := rand.NewChaCha8([32]byte{1})
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		value := make([]byte, 1000)
+		_, _ = rnd.Read(value)
+		recs[i] = &kgo.Record{Topic: tier, Key: []byte("k" + strconv.Itoa(i%10)), Value: append([]byte(strconv.Itoa(i)+":"), value...),
+			Headers: []kgo.RecordHeader{
+				{Key: ordo.HeaderOriginalTopic, Value: []byte("t")},
+				{Key: ordo.HeaderOriginalPartition, Value: []byte("0")},
+				{Key: ordo.HeaderOriginalOffset, Value: []byte(strconv.Itoa(i))},
+				{Key: ordo.HeaderTier, Value: []byte("1")},
+				{Key: ordo.HeaderNotBefore, Value: []byte(due)},
+			}}
+	}
+	produceRecords(t, c.ListenAddrs(), recs...)
+	var mu sync.Mutex
+	last := map[string]int{}
+	var calls, outOfOrder atomic.Int64
+	proc := ordo.ProcessorFunc(func(_ context.Context, r *kgo.Record) error {
+		calls.Add(1)
+		i, _ := strconv.Atoi(string(r.Value[:bytes.IndexByte(r.Value, ':')]))
+		mu.Lock()
+		if prev, ok := last[string(r.Key)]; ok && prev >= i {
+			outOfOrder.Add(1)
+		}
+		last[string(r.Key)] = i
+		mu.Unlock()
+		return nil
+	})
+	cfg := baseConfig(c.ListenAddrs(), group, proc, "t")
+	cfg.Clock = clock
+	cfg.Retry = ordo.RetryPolicy{MaxAttempts: 1, Tiers: []time.Duration{time.Hour}}
+	cons := startConsumer(t, cfg)
+	defer stop(t, cons)
+	tierLane := func() (ordo.LaneSnapshot, bool) {
+		for _, l := range cons.Lanes() {
+			if l.Topic == tier {
+				return l, true
+			}
+		}
+		return ordo.LaneSnapshot{}, false
+	}
+	waitFor(t, 10*time.Second, "the tier to pause, not due", func() bool {
+		l, ok := tierLane()
+		return ok && l.Paused && l.PauseReason == "not_due" && !l.DueAt.IsZero()
+	})
+	// What was fetched before the pause took effect arrives too; then the
+	// partition holds still.
+	waitFor(t, 10*time.Second, "the tier's holding to settle", func() bool {
+		a, _ := tierLane()
+		time.Sleep(200 * time.Millisecond)
+		b, _ := tierLane()
+		return a.InFlight == b.InFlight
+	})
+	l, _ := tierLane()
+	if l.InFlight >= n/2 {
+		t.Errorf("the tier holds %d of %d records not due for an hour; want a bounded share (under %d)", l.InFlight, n, n/2)
+	}
+	if l.Running != 0 || calls.Load() != 0 {
+		t.Errorf("running %d, called %d records not due for an hour", l.Running, calls.Load())
+	}
+	t.Logf("held %d of %d records, paused %s, due at %s", l.InFlight, n, l.PauseReason, l.DueAt.Format(time.RFC3339))
+	clock.Advance(2 * time.Hour)
+	waitFor(t, 30*time.Second, "every tier record once due", func() bool {
+		l, _ := tierLane()
+		return calls.Load() >= n && l.Watermark == n
+	})
+	if got := calls.Load(); got != n {
+		t.Errorf("%d calls for %d tier records", got, n)
+	}
+	if outOfOrder.Load() != 0 {
+		t.Errorf("%d calls out of their key's offset order", outOfOrder.Load())
+	}
+}
+
+// TestATierFedOneRecordAtATimeIsNotPausedForEach: records fail one at a
+// time (a few keys of many), each to a tier with a short delay. Each is
+// called once it is due, and the tier's partition never pauses its
+// fetching for them: it holds a few waiting records, far under its bound,
+// and a timer wakes its workers (pausing for each record not yet due
+// costs a pause, a resume and a fetch per record).
+func TestATierFedOneRecordAtATimeIsNotPausedForEach(t *testing.T) {
+	const group, n = "g", 100
+	const delay = 50 * time.Millisecond
+	c := newCluster(t, 1, chainTopics("t", group, 1)...)
+	var failedAt, calledAt sync.Map // value -> time
+	proc := ordo.ProcessorFunc(func(ctx context.Context, r *kgo.Record) error {
+		info, _ := ordo.InfoFromContext(ctx)
+		if info.Tier == 0 {
+			failedAt.Store(string(r.Value), time.Now())
+			return errors.New("not yet")
+		}
+		calledAt.Store(string(r.Value), time.Now())
+		return nil
+	})
+	cfg := baseConfig(c.ListenAddrs(), group, proc, "t")
+	cfg.Retry = ordo.RetryPolicy{MaxAttempts: 1, Tiers: []time.Duration{delay}}
+	cons := startConsumer(t, cfg)
+	defer stop(t, cons)
+	cl := newPlainClient(t, c.ListenAddrs())
+	for i := range n {
+		// One failure every 5 ms: the tier's next record is never due
+		// when the one before it has run.
+		r := &kgo.Record{Topic: "t", Key: []byte("k" + strconv.Itoa(i)), Value: []byte("v" + strconv.Itoa(i))}
+		if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitFor(t, 20*time.Second, "every record called on the tier", func() bool {
+		got := 0
+		calledAt.Range(func(any, any) bool { got++; return true })
+		return got == n
+	})
+	for i := range n {
+		v := "v" + strconv.Itoa(i)
+		f, _ := failedAt.Load(v)
+		c, _ := calledAt.Load(v)
+		if gap := c.(time.Time).Sub(f.(time.Time)); gap < delay {
+			t.Errorf("%s ran on the tier %s after its failure, before its %s delay", v, gap, delay)
+		}
+	}
+	if p := metricValue(t, cons.Registry(), "ordo_partition_pauses_total", "reason", "not_due"); p != 0 {
+		t.Errorf("the tier paused %v times (not_due) for %d records fed one at a time; want 0", p, n)
 	}
 }

@@ -83,13 +83,14 @@ func (h *Harness) unsettled() string {
 			waiting[part{last.Topic, last.Partition}]++
 		case InTier:
 			// A copy not yet due waits on its tier's timer: the tier's
-			// partition pauses (not_due) once it has armed it.
+			// partition arms it (LaneSnapshot.DueAt) once the copy, or
+			// one before it, is its next record.
 			c := o.TierRecords[len(o.TierRecords)-1]
 			nb, err := strconv.ParseInt(HeaderValue(c, ordo.HeaderNotBefore), 10, 64)
 			if err != nil || !now.Before(time.UnixMilli(nb)) {
 				return fmt.Sprintf("tier record %s/%d@%d is due and not called yet", c.Topic, c.Partition, c.Offset)
 			}
-			if !pausedNotDue(lanes, c.Topic, c.Partition) {
+			if !waitsForDue(lanes, c.Topic, c.Partition) {
 				return fmt.Sprintf("tier record %s/%d@%d, due at %s, not yet waiting on its timer",
 					c.Topic, c.Partition, c.Offset, time.UnixMilli(nb).Format(time.RFC3339Nano))
 			}
@@ -107,10 +108,12 @@ func (h *Harness) unsettled() string {
 	return ""
 }
 
-func pausedNotDue(lanes []ordo.LaneSnapshot, topic string, p int32) bool {
+// waitsForDue reports whether the tier partition's timer waits for its
+// next record (the copy, or one ahead of it) to be due.
+func waitsForDue(lanes []ordo.LaneSnapshot, topic string, p int32) bool {
 	for _, l := range lanes {
 		if l.Topic == topic && l.Partition == p {
-			return l.Paused && l.PauseReason == "not_due"
+			return !l.DueAt.IsZero()
 		}
 	}
 	return false

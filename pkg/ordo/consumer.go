@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -597,7 +598,48 @@ func (c *Consumer) laneDeps(cl *kgo.Client, topic string) laneDeps {
 		attempts:      c.cfg.Attempts,
 		gate:          &c.callGate,
 		workCtx:       c.workCtx,
+		owns: func(ctx context.Context, topic string, partition int32) (bool, error) {
+			return c.owns(ctx, cl, topic, partition)
+		},
 	}
+}
+
+// owns asks the group coordinator whether this member owns topic's
+// partition now: the group is Stable and the partition is in this
+// member's assignment. Then no other member owns it (see lane.refence).
+func (c *Consumer) owns(ctx context.Context, cl *kgo.Client, topic string, partition int32) (bool, error) {
+	member, _ := cl.GroupMetadata()
+	if member == "" {
+		return false, nil // not in the group
+	}
+	groups, err := kadm.NewClient(cl).DescribeGroups(ctx, c.cfg.Group)
+	if err != nil {
+		return false, err
+	}
+	g, ok := groups[c.cfg.Group]
+	switch {
+	case !ok:
+		return false, fmt.Errorf("ordo: group %q not described", c.cfg.Group)
+	case g.Err != nil:
+		return false, g.Err
+	case g.State != "Stable":
+		return false, nil // a rebalance is under way: ask again later
+	}
+	for _, m := range g.Members {
+		if m.MemberID != member {
+			continue
+		}
+		a, ok := m.Assigned.AsConsumer()
+		if !ok {
+			return false, nil
+		}
+		for _, t := range a.Topics {
+			if t.Topic == topic && slices.Contains(t.Partitions, partition) {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 func (c *Consumer) onAssigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {

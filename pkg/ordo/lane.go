@@ -123,6 +123,8 @@ type lane struct {
 	notDueUntil       time.Time     // a retry tier's next record is not due before this
 	dueTimer          Timer         // wakes the lane's workers when it is
 	maxRecs           int           // cfg.maxRecs; on a retry tier at most tierMaxWaiting
+	refencing         bool          // a refence is under way
+	refencedAt        time.Time     // when the last one started
 	blockedBy         *work         // a record whose produce out keeps failing
 	blockedWhy        string        // its reason
 	blockedSince      time.Time
@@ -175,6 +177,10 @@ type laneDeps struct {
 	attempts      AttemptStore    // nil: attempts are counted in memory
 	gate          *sync.RWMutex   // with attempts: a suspect's call runs alone
 	workCtx       context.Context // parent of the lane's context
+	// owns asks the group coordinator whether this member owns the
+	// partition now (a Stable group, the partition in its assignment):
+	// see refence. Nil without a Fencer.
+	owns func(ctx context.Context, topic string, partition int32) (bool, error)
 }
 
 // fetchPauser pauses and resumes fetching a partition; *kgo.Client is one.
@@ -747,6 +753,70 @@ func (l *lane) fence() {
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// refenceEvery bounds how often a lane asks the coordinator about a
+// partition whose writes are fenced.
+const refenceEvery = time.Second
+
+// refenceLocked starts a refence unless one is under way or one started
+// less than refenceEvery ago. l.mu is held.
+func (l *lane) refenceLocked() {
+	if l.deps.fencer == nil || l.deps.owns == nil || l.refencing || l.closing ||
+		!l.refencedAt.IsZero() && time.Since(l.refencedAt) < refenceEvery {
+		return
+	}
+	l.refencing, l.refencedAt = true, time.Now()
+	l.wg.Go(l.refence)
+}
+
+// refence runs when a write of the lane was fenced (ErrFenced) while the
+// member believes it owns the partition. Either another member owns it
+// now and this one has not heard yet (a zombie: its writes must stay
+// fenced until the revoke arrives), or a Fence taken by the partition's
+// previous owner landed after this lane's own (it was in flight when that
+// owner lost the partition) and holds the partition's token above the
+// lane's. Only the group coordinator can tell them apart: if it says this
+// member owns the partition (the group Stable, the partition in the
+// member's assignment), no other member does, and the lane takes a new
+// token; the held record's next try then writes. Otherwise the record
+// stays held, and the question is asked again at its next fenced try (at
+// most every refenceEvery).
+func (l *lane) refence() {
+	defer func() {
+		l.mu.Lock()
+		l.refencing = false
+		l.mu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(l.ctx, 10*time.Second)
+	defer cancel()
+	go func() { // a closing lane does not wait for the answer
+		select {
+		case <-l.closeCh:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	owned, err := l.deps.owns(ctx, l.topic, l.partition)
+	if err != nil || !owned {
+		l.cfg.log.Info("a write was fenced; the coordinator does not say this member owns the partition, so it stays held",
+			"topic", l.topic, "partition", l.partition, "err", err)
+		return
+	}
+	tok, err := l.deps.fencer.Fence(ctx, l.cfg.group, l.topic, l.partition)
+	if err != nil {
+		l.cfg.log.Warn("a write was fenced and this member owns the partition; taking a new fencing token failed", "topic", l.topic, "partition", l.partition, "err", err)
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing || l.lost {
+		return // the partition is going away: the token is the next owner's business
+	}
+	old := l.token.Swap(tok)
+	l.deps.metrics.refences.Add(1)
+	l.cfg.log.Warn("a write was fenced while this member owns the partition (a previous owner's late fence); took a new fencing token",
+		"topic", l.topic, "partition", l.partition, "old_token", old, "token", tok)
 }
 
 // worker runs the lane's records until the lane is frozen, or closes with
@@ -1386,6 +1456,9 @@ func (l *lane) resolve(w *work, act action, called bool) {
 	case actHoldPartition:
 		l.running--
 		l.deps.metrics.held.Add(1)
+		if errors.Is(w.lastErr, ErrFenced) {
+			l.refenceLocked()
+		}
 		if !w.held {
 			w.held = true
 			l.holding++

@@ -24,6 +24,7 @@ type metrics struct {
 	outErrors     *prometheus.CounterVec
 	mapDropped    *prometheus.CounterVec
 	offsetsLost   *prometheus.CounterVec
+	refences      *prometheus.CounterVec
 	rewound       *prometheus.CounterVec
 	commits       *prometheus.CounterVec
 	fetchErrors   prometheus.Counter
@@ -41,6 +42,7 @@ type topicMetrics struct {
 	retried, held, dlq, stale, stalls, tiered atomic.Uint64
 	dlqErrors, rewound, mapDropped            prometheus.Counter
 	offsetsLost                               prometheus.Counter
+	refences                                  prometheus.Counter
 	pauses                                    *prometheus.CounterVec // by reason, curried with the topic
 	routedVec                                 *prometheus.CounterVec // by target, curried with the topic
 	outErrVec                                 *prometheus.CounterVec // by reason, curried with the topic
@@ -160,6 +162,10 @@ func newMetrics(reg prometheus.Registerer, c *Consumer) (*metrics, error) {
 			Name: "ordo_offsets_lost_total", ConstLabels: cl,
 			Help: "Offsets deleted by retention before the group read them: a commit below the log start at assignment, or a fetch that resumed above where it stood. Each is also logged; Config.OffsetsLost says what the partition does.",
 		}, []string{"topic"}),
+		refences: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ordo_fence_retaken_total", ConstLabels: cl,
+			Help: "Fencing tokens taken again by a partition whose write was fenced while the group coordinator said this member owns it (a previous owner's fence landed late).",
+		}, []string{"topic"}),
 		rewound: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ordo_rewound_records_total", ConstLabels: cl,
 			Help: "Fetched records at or below an offset the lane already received (a log rewind); ignored and logged.",
@@ -187,7 +193,7 @@ func newMetrics(reg prometheus.Registerer, c *Consumer) (*metrics, error) {
 		live:   map[*lane]struct{}{},
 	}
 	for _, col := range []prometheus.Collector{
-		m.dlqErrors, m.pauses, m.routed, m.outErrors, m.mapDropped, m.offsetsLost, m.rewound, m.commits, m.fetchErrors, m.brokerErrors, m.orphanRecords, m.lost,
+		m.dlqErrors, m.pauses, m.routed, m.outErrors, m.mapDropped, m.offsetsLost, m.refences, m.rewound, m.commits, m.fetchErrors, m.brokerErrors, m.orphanRecords, m.lost,
 		&laneCollector{c: c},
 	} {
 		if err := reg.Register(col); err != nil {
@@ -217,6 +223,7 @@ func (m *metrics) topicLocked(t string) *topicMetrics {
 		rewound:     m.rewound.WithLabelValues(t),
 		mapDropped:  m.mapDropped.WithLabelValues(t),
 		offsetsLost: m.offsetsLost.WithLabelValues(t),
+		refences:    m.refences.WithLabelValues(t),
 	}
 	m.topics[t] = tm
 	return tm

@@ -99,6 +99,17 @@ func HoldFor(d time.Duration, err error) error {
 }
 
 // holdPartitionError asks to keep the record and pause its partition.
+// ErrFenced is wrapped by the error of a write rejected for a stale fencing
+// token (Config.Fencer): the partition's token moved on. The stores of
+// pkg/store return it (store.ErrFenced is this error). A processor returns
+// it inside HoldPartition: the record keeps its place and nothing is
+// dead-lettered. The engine then asks the group coordinator whether this
+// member still owns the partition; if it does (a previous owner's fence
+// landed after this member's), the partition takes a new token and the
+// held record's next try writes. If not, the record stays held until the
+// partition is revoked.
+var ErrFenced = errors.New("write fenced: another member owns the partition")
+
 type holdPartitionError struct{ err error }
 
 func (e *holdPartitionError) Error() string { return "hold partition: " + e.err.Error() }

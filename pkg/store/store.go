@@ -59,8 +59,11 @@ import (
 )
 
 // ErrFenced is wrapped by the error of a write whose fencing token is below
-// the partition's current one: another member owns the partition now.
-var ErrFenced = errors.New("store: write fenced: another member owns the partition")
+// the partition's current one: another member owns the partition now, or a
+// previous owner's late fence moved the token past this member's. It is
+// ordo.ErrFenced, so that the engine knows the write was fenced (and asks
+// the group coordinator which of the two it is: see ordo.ErrFenced).
+var ErrFenced = ordo.ErrFenced
 
 // ErrUnavailable is wrapped by the error of a write that could not reach the
 // store (a refused or cut connection, a timeout): whether it applied is

@@ -136,7 +136,8 @@ type Config struct {
 
 	// MaxInFlightPerPartition is the most unfinished records (received but
 	// not yet committed-safe) a partition may hold before its fetching is
-	// paused. Default 10000.
+	// paused. Default 10000. A retry tier's partition holds at most 1,000
+	// (or this, if lower): its records mostly wait for their due time.
 	MaxInFlightPerPartition int
 	// MaxInFlightBytesPerPartition is the same bound in bytes of key and
 	// value. Default 16 MiB.

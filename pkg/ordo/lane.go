@@ -96,15 +96,18 @@ type lane struct {
 	single  *keyQueue // the one queue of OrderPartition
 	free    []*keyQueue
 	runq    workDeque
-	running int             // stream chunks held, and scheduled records in a call or dead-letter produce
-	waiting int             // workers waiting on cond
-	timers  map[*work]Timer // records waiting for a retry, or for a dead-letter produce retry
-	holding int             // records held by HoldPartition: while > 0 only they run
-	probes  workDeque       // held records due for another try
-	closing bool            // only records below closeLimit start
-	closed  bool            // the tracker is frozen: completions are stale
-	lost    bool            // the partition was lost: commit nothing for it
-	cnt     laneCounts      // per-record counts, summed into metrics at scrape time
+	running int // stream chunks held, and scheduled records in a call or dead-letter produce
+	waiting int // workers waiting on cond
+	// idleWakes counts workers woken from cond that found nothing to
+	// start (a test's measure of needless wake-ups).
+	idleWakes uint64
+	timers    map[*work]Timer // records waiting for a retry, or for a dead-letter produce retry
+	holding   int             // records held by HoldPartition: while > 0 only they run
+	probes    workDeque       // held records due for another try
+	closing   bool            // only records below closeLimit start
+	closed    bool            // the tracker is frozen: completions are stale
+	lost      bool            // the partition was lost: commit nothing for it
+	cnt       laneCounts      // per-record counts, summed into metrics at scrape time
 	// Finished records and bytes not yet taken off the consumer-wide
 	// budget; flushed in batches to keep a shared atomic off the
 	// per-record path.
@@ -542,6 +545,8 @@ func (l *lane) add(recs []*kgo.Record, hw int64) {
 	}
 	switch {
 	case nrecs == 0:
+	case l.tier > 0:
+		l.wakeTier()
 	case l.slow:
 		for range min(int(nrecs), l.waiting) {
 			l.cond.Signal()
@@ -850,8 +855,13 @@ func (l *lane) worker() {
 			<-sem
 		}
 	}()
+	woke := false
 	for !l.closed {
 		if l.probes.n == 0 && (l.holding > 0 || l.runq.n == 0 && !l.streamReady()) {
+			if woke {
+				l.idleWakes++
+				woke = false
+			}
 			l.flushInflight()
 			if l.deps.budget.shouldResume() {
 				// This flush brought the consumer under half its bound.
@@ -876,8 +886,10 @@ func (l *lane) worker() {
 			l.waiting++
 			l.cond.Wait()
 			l.waiting--
+			woke = true
 			continue
 		}
+		woke = false
 		if !held || streak >= 64 {
 			// Take a token before taking work, so that work once taken
 			// runs at once.
@@ -915,6 +927,9 @@ func (l *lane) worker() {
 		}
 		if l.slow {
 			if w := l.takeOne(); w != nil {
+				if l.tier > 0 {
+					l.wakeTier() // the next due record, if any, to the next worker
+				}
 				l.running++
 				streak++
 				l.runScheduled(w)
@@ -936,7 +951,7 @@ func (l *lane) wakeForStream() {
 	if l.waiting == 0 || l.closed || !l.streamReady() {
 		return
 	}
-	if l.slow {
+	if l.slow && l.tier == 0 {
 		l.cond.Broadcast()
 	} else {
 		l.cond.Signal()
@@ -980,15 +995,22 @@ func (l *lane) dueLocked(r *kgo.Record) bool {
 			defer l.mu.Unlock()
 			l.dueTimer = nil
 			l.notDueUntil = time.Time{}
-			// As many workers as there are records that may be due (a
-			// tier lane runs in slow mode: a worker takes one record),
-			// not all of them: most would find nothing to take.
-			for range min(l.waiting, l.pending.n) {
-				l.cond.Signal()
-			}
+			l.wakeTier()
 		})
 	}
 	return false
+}
+
+// wakeTier wakes one waiting worker of a retry tier's lane if its stream
+// has a due record. A tier's workers are woken one at a time, each after
+// the last took its record (a chain, see worker): most records of a tier
+// arrive or fall due one by one, and waking a worker per record fetched,
+// or all of them per record finished, woke eight for each record that
+// ran. l.mu is held.
+func (l *lane) wakeTier() {
+	if l.waiting > 0 && l.streamReady() {
+		l.cond.Signal()
+	}
 }
 
 // dropRunnable leaves the scheduled runnable records unfinished; the lane

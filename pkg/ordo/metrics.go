@@ -18,6 +18,7 @@ import (
 // Rare outcomes (retry, hold, dlq, stale) are atomics per topic.
 type metrics struct {
 	group         string
+	tiers         int // Retry.Tiers: the targets topicMetrics.routedTo caches
 	dlqErrors     *prometheus.CounterVec
 	pauses        *prometheus.CounterVec
 	routed        *prometheus.CounterVec
@@ -45,8 +46,12 @@ type topicMetrics struct {
 	refences                                  prometheus.Counter
 	pauses                                    *prometheus.CounterVec // by reason, curried with the topic
 	routedVec                                 *prometheus.CounterVec // by target, curried with the topic
-	outErrVec                                 *prometheus.CounterVec // by reason, curried with the topic
-	retired                                   laneCounts             // folded lanes; guarded by metrics.mu
+	// routedTo caches routedVec's counter per target (index 0: the
+	// dead-letter topic, n: tier n), made on first use so that a topic
+	// never routed to a target shows no series for it.
+	routedTo  []atomic.Pointer[prometheus.Counter]
+	outErrVec *prometheus.CounterVec // by reason, curried with the topic
+	retired   laneCounts             // folded lanes; guarded by metrics.mu
 }
 
 // pause counts a pause of one of the topic's partitions.
@@ -55,12 +60,29 @@ func (tm *topicMetrics) pause(reason string) { tm.pauses.WithLabelValues(reason)
 // routed counts a record produced (and acknowledged) to retry tier n, or
 // to the dead-letter topic for n = 0.
 func (tm *topicMetrics) routed(n int) {
-	target := "dlq"
 	if n > 0 {
-		target = "tier-" + strconv.Itoa(n)
 		tm.tiered.Add(1)
 	}
-	tm.routedVec.WithLabelValues(target).Inc()
+	if n < len(tm.routedTo) {
+		if c := tm.routedTo[n].Load(); c != nil {
+			(*c).Inc()
+			return
+		}
+	}
+	c := tm.routedVec.WithLabelValues(routeTarget(n))
+	if n < len(tm.routedTo) {
+		tm.routedTo[n].Store(&c)
+	}
+	c.Inc()
+}
+
+// routeTarget is ordo_routed_total's target label for tier n, or for the
+// dead-letter topic if n is 0.
+func routeTarget(n int) string {
+	if n > 0 {
+		return "tier-" + strconv.Itoa(n)
+	}
+	return "dlq"
 }
 
 // outErrors counts a failed produce to a tier or dead-letter topic.
@@ -138,6 +160,7 @@ func newMetrics(reg prometheus.Registerer, c *Consumer) (*metrics, error) {
 	cl := prometheus.Labels{"group": group}
 	m := &metrics{
 		group: group,
+		tiers: len(c.cfg.Retry.Tiers),
 		dlqErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ordo_dlq_produce_errors_total", ConstLabels: cl,
 			Help: "Failed produces to a dead-letter topic (each is retried; the source offset waits).",
@@ -219,6 +242,7 @@ func (m *metrics) topicLocked(t string) *topicMetrics {
 		dlqErrors:   m.dlqErrors.WithLabelValues(t),
 		pauses:      m.pauses.MustCurryWith(prometheus.Labels{"topic": t}),
 		routedVec:   m.routed.MustCurryWith(prometheus.Labels{"topic": t}),
+		routedTo:    make([]atomic.Pointer[prometheus.Counter], m.tiers+1),
 		outErrVec:   m.outErrors.MustCurryWith(prometheus.Labels{"topic": t}),
 		rewound:     m.rewound.WithLabelValues(t),
 		mapDropped:  m.mapDropped.WithLabelValues(t),

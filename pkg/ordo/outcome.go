@@ -144,13 +144,14 @@ func ClassOf(err error) ErrorClass { return classify(err) }
 
 // classify names the class of a processor error.
 func classify(err error) ErrorClass {
-	var perm *permanentError
-	var pe *PanicError
-	switch {
-	case errors.As(err, &perm):
+	// errors.AsType, not errors.As: no reflection, on every failed call.
+	if _, ok := errors.AsType[*permanentError](err); ok {
 		return ClassPermanent
-	case errors.As(err, &pe):
+	}
+	if _, ok := errors.AsType[*PanicError](err); ok {
 		return ClassPanic
+	}
+	switch {
 	case errors.Is(err, ErrInterrupted):
 		return ClassInterrupted
 	case errors.Is(err, context.DeadlineExceeded):

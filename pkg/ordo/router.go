@@ -223,12 +223,10 @@ func decide(laneCtx context.Context, err error, d delivery, rp RetryPolicy, jitt
 		return action{kind: actDrop}
 	}
 	class := classify(err)
-	var holdP *holdPartitionError
-	if errors.As(err, &holdP) {
+	if _, ok := errors.AsType[*holdPartitionError](err); ok {
 		return action{kind: actHoldPartition, delay: rp.HoldDelay, class: ClassRetryable}
 	}
-	var hold *holdError
-	if errors.As(err, &hold) {
+	if hold, ok := errors.AsType[*holdError](err); ok {
 		delay := rp.HoldDelay
 		if hold.delay > 0 {
 			delay = hold.delay
@@ -245,8 +243,7 @@ func decide(laneCtx context.Context, err error, d delivery, rp RetryPolicy, jitt
 	case d.keyFailing && len(rp.Tiers) > 0:
 		limit = 1
 	}
-	var ra *retryAfterError
-	asked := errors.As(err, &ra)
+	ra, asked := errors.AsType[*retryAfterError](err)
 	if d.attempt < limit {
 		switch {
 		case !asked:

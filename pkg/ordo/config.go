@@ -319,6 +319,7 @@ const (
 	DefaultMaxPollRecords               = 10000
 	DefaultStallAfter                   = 5 * time.Minute
 	DefaultFetchMaxWait                 = 100 * time.Millisecond // kgo.FetchMaxWait unless KgoOpts sets it
+	DefaultCopyLinger                   = 50 * time.Millisecond  // kgo.ProducerLinger of the retry and dead-letter copies unless KgoOpts sets it
 	DefaultShutdownTimeout              = 30 * time.Second
 	DefaultProcessorName                = "processor"
 )

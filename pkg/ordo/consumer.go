@@ -239,6 +239,17 @@ func (c *Consumer) Start(ctx context.Context) error {
 		// 0.97x at 100ms with tiers consumed but never written to. KgoOpts
 		// may change it.
 		kgo.FetchMaxWait(DefaultFetchMaxWait),
+		// The client produces only the retry and dead-letter copies.
+		// Failures come a few at a time, and at franz-go's 10ms linger
+		// nearly each copy was a produce request of its own, and each
+		// copy to a tier woke the fetch in flight to return it: work
+		// and wake-ups that slowed the other keys' calls. A copy's key
+		// is free once it is handed over (resolve), so lingering holds
+		// only its offset's commit, and it is due by its ordo-not-before
+		// (stamped when sent), not when it lands. poison-1pct, 12
+		// alternated rounds in one process: 0.914x at 10ms, 0.953x at
+		// 50ms, 0.12 s less CPU per run. KgoOpts may change it.
+		kgo.ProducerLinger(DefaultCopyLinger),
 	}
 	opts = append(opts, cfg.KgoOpts...)
 	// What Ordo's guarantees rest on comes last, so that no KgoOpt can

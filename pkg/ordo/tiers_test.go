@@ -730,3 +730,28 @@ func TestATierFedOneRecordAtATimeIsNotPausedForEach(t *testing.T) {
 		t.Errorf("the tier paused %v times (not_due) for %d records fed one at a time; want 0", p, n)
 	}
 }
+
+// TestTheClientLingersOnItsCopies: Ordo's client, which produces only the
+// retry and dead-letter copies, lingers DefaultCopyLinger on them (failures
+// a few at a time share produce requests), unless KgoOpts sets a linger.
+func TestTheClientLingersOnItsCopies(t *testing.T) {
+	c := newCluster(t, 1, "t")
+	for _, tc := range []struct {
+		name string
+		opts []kgo.Opt
+		want time.Duration
+	}{
+		{name: "default", want: ordo.DefaultCopyLinger},
+		{name: "KgoOpts", opts: []kgo.Opt{kgo.ProducerLinger(5 * time.Millisecond)}, want: 5 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := baseConfig(c.ListenAddrs(), "g-"+tc.name, ordo.ProcessorFunc(func(context.Context, *kgo.Record) error { return nil }), "t")
+			cfg.KgoOpts = append(cfg.KgoOpts, tc.opts...)
+			cons := startConsumer(t, cfg)
+			defer stop(t, cons)
+			if got := cons.Client().OptValue(kgo.ProducerLinger); got != tc.want {
+				t.Errorf("the client lingers %v; want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -251,7 +251,10 @@ type Config struct {
 	OnCommit func(CommitEvent)
 	// KgoOpts are passed to kgo.NewClient after Ordo's own options, for
 	// TLS, SASL, client ID, fetch sizes and the rest of franz-go's knobs.
-	// New refuses the options Ordo sets itself because its guarantees rest
+	// Ordo's own defaults come first, so these replace them:
+	// kgo.FetchMaxWait(DefaultFetchMaxWait) and, for the retry and
+	// dead-letter copies the client produces,
+	// kgo.ProducerLinger(DefaultCopyLinger). New refuses the options Ordo sets itself because its guarantees rest
 	// on them: a group or topics (use Group, Topics), autocommit, another
 	// balancer than cooperative-sticky, rebalance callbacks,
 	// AdjustFetchOffsetsFn, the start and reset offsets (use Start,

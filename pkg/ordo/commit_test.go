@@ -135,7 +135,9 @@ func TestDeadLetterCommitWaitsForAck(t *testing.T) {
 
 	var mu sync.Mutex
 	acked := false
-	release := make(chan struct{})
+	rel := newReleaser()
+	release := rel.ch
+	t.Cleanup(rel.Open) // before the cluster's Close, also if the test fails
 	c.ControlKey(int16(kmsg.Produce), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		// The first produce after the consumer starts is the dead-letter
 		// one (newer Produce versions name topics by ID, not by name).
@@ -180,7 +182,7 @@ func TestDeadLetterCommitWaitsForAck(t *testing.T) {
 			t.Errorf("watermark %d while the DLQ produce is pending, want %d", s.Watermark, poison)
 		}
 	}
-	close(release)
+	rel.Open()
 	waitFor(t, 30*time.Second, "the poisoned key's later records", func() bool { return led.count() == n-1 })
 	waitFor(t, 30*time.Second, "commit past the poisoned record", func() bool {
 		for _, s := range cons.Lanes() {

@@ -191,12 +191,17 @@ func TestAnAckThatLiftsTheMapGateWakesTheWorkers(t *testing.T) {
 	)
 	c := newCluster(t, 1, "t", "t.g.dlq")
 	produce(t, c.ListenAddrs(), "t", n, n, 5)
-	release := make(chan struct{})
+	rel := newReleaser()
+	release := rel.ch
 	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
+		if rel.isOpen() {
+			return nil, nil, false // released: no more sleeping controls for Close to meet
+		}
 		c.SleepControl(func() { <-release })
 		return nil, nil, false
 	})
+	t.Cleanup(rel.Open) // before the cluster's Close, also if the test fails
 	led := newLedger()
 	proc := ordo.ProcessorFunc(func(_ context.Context, r *kgo.Record) error {
 		if r.Offset%every == 0 {
@@ -219,7 +224,7 @@ func TestAnAckThatLiftsTheMapGateWakesTheWorkers(t *testing.T) {
 	if got := led.count(); got >= n-n/every {
 		t.Fatalf("%d records applied before the dead letters were acked: the gate never closed, the test proves nothing", got)
 	}
-	close(release)
+	rel.Open()
 	waitFor(t, 30*time.Second, "every record past the window", func() bool { return led.count() == n-n/every })
 	stop(t, cons)
 }

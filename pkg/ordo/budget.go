@@ -9,12 +9,21 @@ import "sync/atomic"
 // partition and says so (notePaused), and a finish that brings usage under
 // half of the bound resumes the lanes paused for it (resumePaused).
 //
+// Half is hysteresis, not a share: while other partitions' backlogs keep
+// usage above half, a paused lane that has run dry (fewer records wait in
+// its stream than it has workers) would idle for nothing. Such a lane
+// resumes as soon as usage is under the bound itself, and if it is not,
+// says so (noteStarved): the next finish that brings usage under the bound
+// resumes it. The bound still holds; only its hysteresis gives way, and
+// only for lanes with nothing left to start.
+//
 // It holds no lock: its counters are atomics, and resume runs without any
 // lane's lock held (it takes them one by one).
 type budget struct {
 	maxRecs, maxBytes int64
 	recs, bytes       atomic.Int64
 	paused            atomic.Bool // a lane paused (partly) for this bound
+	starved           atomic.Bool // a dry lane among them waits for usage under the bound
 	resume            func()      // resumes paused lanes; set by the consumer
 }
 
@@ -29,6 +38,9 @@ type laneBudget interface {
 	overHalf() bool
 	// notePaused records that a lane is paused because of this bound.
 	notePaused()
+	// noteStarved records that a paused lane has run dry and waits only
+	// for usage to fall under the bound (not under half).
+	noteStarved()
 	// shouldResume reports whether lanes paused for the bound may resume.
 	shouldResume() bool
 	// resumePaused resumes them; call it without holding a lane's lock.
@@ -59,10 +71,18 @@ func (b *budget) overHalf() bool {
 
 func (b *budget) notePaused() { b.paused.Store(true) }
 
-func (b *budget) shouldResume() bool { return b.paused.Load() && !b.overHalf() }
+func (b *budget) noteStarved() {
+	b.starved.Store(true)
+	b.paused.Store(true)
+}
+
+func (b *budget) shouldResume() bool {
+	return b.paused.Load() && (!b.overHalf() || b.starved.Load() && !b.full())
+}
 
 func (b *budget) resumePaused() {
 	if b.paused.CompareAndSwap(true, false) {
+		b.starved.Store(false)
 		b.resume()
 	}
 }

@@ -899,7 +899,7 @@ func (c *Consumer) pauseGlobal() {
 			l.pauseLocked(pauseGlobal)
 			// Noted whatever the budget reads now: a lane paused here with
 			// nothing in flight has no finish of its own to resume it.
-			c.budget.notePaused()
+			l.notePausedGlobal()
 		}
 		l.mu.Unlock()
 	}
@@ -911,7 +911,8 @@ func (c *Consumer) pauseGlobal() {
 }
 
 // resumeGlobal resumes the lanes that were paused while the consumer-wide
-// budget was full, once usage fell under half of it.
+// budget was full, once usage fell under half of it (or, for a lane that
+// ran dry, under the bound).
 func (c *Consumer) resumeGlobal() {
 	lanes := c.ownedLanes()
 	for _, l := range lanes {
@@ -920,7 +921,7 @@ func (c *Consumer) resumeGlobal() {
 			if l.mayResume() {
 				l.resumeLocked()
 			} else if c.budget.overHalf() {
-				c.budget.notePaused()
+				l.notePausedGlobal()
 			}
 		}
 		l.mu.Unlock()

@@ -1784,7 +1784,7 @@ func (l *lane) afterFinish() {
 		if l.mayResume() {
 			l.resumeLocked()
 		} else if l.deps.budget.overHalf() {
-			l.deps.budget.notePaused()
+			l.notePausedGlobal()
 		}
 	}
 	l.signalDrained()
@@ -1894,14 +1894,33 @@ func (l *lane) startLimitMap() int64 {
 
 // mayResume reports whether a paused lane may fetch again: its own and the
 // global usage fell to half their bounds (hysteresis keeps a busy
-// partition from flapping).
+// partition from flapping), or, for the global bound, the lane ran dry
+// and usage is under the bound (see budget).
 func (l *lane) mayResume() bool {
 	return l.holding == 0 &&
 		l.tr.pending <= l.maxRecs/2 &&
 		l.tr.bytes <= l.cfg.maxBytes/2 &&
 		l.tr.span() <= l.cfg.maxSpan/2 &&
 		(l.tr.n == 0 || l.tr.next-1 < l.startLimitMap()-l.cfg.mapCap.window/2) &&
-		!l.deps.budget.overHalf()
+		(!l.deps.budget.overHalf() || l.dry() && !l.deps.budget.full())
+}
+
+// dry reports whether the lane is running low: fewer records wait in its
+// stream than a quarter of its own bound (MaxInFlightPerPartition), or
+// than it has workers. A fetch takes a round trip, up to FetchMaxWait if
+// one is in flight for other partitions: a lane that waited until it was
+// empty would idle that long.
+func (l *lane) dry() bool { return l.pending.n < max(l.cfg.workers, l.maxRecs/4) }
+
+// notePausedGlobal tells the budget that l stays paused for it: starved if
+// l is dry (it waits only for usage under the bound), else paused (it
+// waits for usage under half). l.mu is held.
+func (l *lane) notePausedGlobal() {
+	if l.dry() {
+		l.deps.budget.noteStarved()
+		return
+	}
+	l.deps.budget.notePaused()
 }
 
 func (l *lane) pauseLocked(why string) {
@@ -1914,7 +1933,7 @@ func (l *lane) pauseLocked(why string) {
 	}
 	l.deps.fetch.PauseFetchPartitions(map[string][]int32{l.topic: {l.partition}})
 	if l.deps.budget.full() {
-		l.deps.budget.notePaused()
+		l.notePausedGlobal()
 	}
 	l.deps.metrics.pause(why)
 }

@@ -64,7 +64,8 @@ func newBenchCmd(out io.Writer) *cobra.Command {
   poison-1pct-noop     record of 1% of the keys failing through the whole
                        retry chain to the dead-letter topic, against the same
                        topic read clean: calls of 1 ms (200,000 records), or
-                       a no-op processor (1,000,000 records).
+                       a no-op processor (1,000,000 records); alternated
+                       --rounds times (default 9, 1 with --quick), medians.
   poison-1pct-apart    poison-1pct with the broker in a process of its own.
   tier-idle            CPU of a process holding 100,000 records in a 5-minute
                        retry tier, against the same consumer idle.
@@ -92,7 +93,7 @@ func newBenchCmd(out io.Writer) *cobra.Command {
 	f.StringVar(&b.Scenarios, "scenarios", "", "comma-separated scenario name prefixes to run (default: all; e.g. noop,pc-volume-key)")
 	f.Uint64Var(&b.Seed, "seed", 1, "seed of the random durations, keys and values")
 	f.StringVar(&b.OutFile, "out", "", "also write the results as JSON to this file")
-	f.IntVar(&b.Rounds, "rounds", 0, "noop-throughput raw/ordo alternations (default 5, 1 with --quick)")
+	f.IntVar(&b.Rounds, "rounds", 0, "alternations of each side: noop-throughput and inproc-throughput (default 5), the poison scenarios (default 9); 1 with --quick")
 	f.IntVar(&b.NoopRecords, "noop-records", 0, "noop-throughput records (default 1000000, 100000 with --quick)")
 	f.IntVar(&b.PCRecords, "pc-records", 0, "pc-volume records (default 10000, 1000 with --quick)")
 	f.IntVar(&b.StoreRecords, "store-records", 0, "redis-ledger and postgres-inbox records (default 200000 and 100000, 20000 and 10000 with --quick); they need ORDO_TEST_REDIS_ADDR and ORDO_TEST_POSTGRES_DSN, and are skipped without")

@@ -11,11 +11,14 @@ import "sync/atomic"
 //
 // Half is hysteresis, not a share: while other partitions' backlogs keep
 // usage above half, a paused lane that has run dry (fewer records wait in
-// its stream than it has workers) would idle for nothing. Such a lane
-// resumes as soon as usage is under the bound itself, and if it is not,
-// says so (noteStarved): the next finish that brings usage under the bound
-// resumes it. The bound still holds; only its hysteresis gives way, and
-// only for lanes with nothing left to start.
+// its stream than a quarter of its own bound, or than its workers) would
+// idle for nothing. Such a lane resumes as soon as usage is under the
+// bound itself, and if it is not, says so (noteStarved): the next finish
+// that brings usage under the bound resumes it. Only a lane whose own
+// bounds would let it resume is noted starved. The bound still holds (to
+// one poll); only its hysteresis gives way, and only for lanes with little
+// left to start. A starved note lost to a concurrent resumePaused is noted
+// again by the resume's pass over the lanes.
 //
 // It holds no lock: its counters are atomics, and resume runs without any
 // lane's lock held (it takes them one by one).

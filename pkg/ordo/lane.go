@@ -1897,12 +1897,17 @@ func (l *lane) startLimitMap() int64 {
 // partition from flapping), or, for the global bound, the lane ran dry
 // and usage is under the bound (see budget).
 func (l *lane) mayResume() bool {
+	return l.ownMayResume() && (!l.deps.budget.overHalf() || l.dry() && !l.deps.budget.full())
+}
+
+// ownMayResume reports whether the lane's own bounds let it resume: it
+// holds no partition and is back under half of each of them.
+func (l *lane) ownMayResume() bool {
 	return l.holding == 0 &&
 		l.tr.pending <= l.maxRecs/2 &&
 		l.tr.bytes <= l.cfg.maxBytes/2 &&
 		l.tr.span() <= l.cfg.maxSpan/2 &&
-		(l.tr.n == 0 || l.tr.next-1 < l.startLimitMap()-l.cfg.mapCap.window/2) &&
-		(!l.deps.budget.overHalf() || l.dry() && !l.deps.budget.full())
+		(l.tr.n == 0 || l.tr.next-1 < l.startLimitMap()-l.cfg.mapCap.window/2)
 }
 
 // dry reports whether the lane is running low: fewer records wait in its
@@ -1913,10 +1918,13 @@ func (l *lane) mayResume() bool {
 func (l *lane) dry() bool { return l.pending.n < max(l.cfg.workers, l.maxRecs/4) }
 
 // notePausedGlobal tells the budget that l stays paused for it: starved if
-// l is dry (it waits only for usage under the bound), else paused (it
-// waits for usage under half). l.mu is held.
+// l is dry and its own bounds would let it resume (it waits only for usage
+// under the bound), else paused (it waits for usage under half). A lane
+// held by its own bounds is never noted starved: each finish under the
+// bound would otherwise resume every lane's check again, for nothing.
+// l.mu is held.
 func (l *lane) notePausedGlobal() {
-	if l.dry() {
+	if l.dry() && l.ownMayResume() {
 		l.deps.budget.noteStarved()
 		return
 	}

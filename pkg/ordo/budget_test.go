@@ -2,10 +2,8 @@ package ordo
 
 import (
 	"context"
-	"log/slog"
 	"testing"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -52,13 +50,6 @@ func TestBudgetResumesAStarvedLaneUnderTheBound(t *testing.T) {
 // under the bound would run the resume pass over every lane for a lane
 // that cannot resume. A lane with records to start is not starved either.
 func TestOnlyADryLaneFreeOfItsOwnBoundsIsNotedStarved(t *testing.T) {
-	cfg := Config{Group: "g", Logger: slog.New(slog.DiscardHandler)}.withDefaults()
-	m, err := newMetrics(prometheus.NewRegistry(), &Consumer{cfg: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lc := &laneConfig{group: "g", ordering: OrderKey, workers: 4, maxRecs: 100, maxBytes: 1 << 30, maxSpan: 1 << 20,
-		mapCap: capacityFor(4096), clock: cfg.Clock, log: cfg.Logger, chunk: streamChunk}
 	for _, tc := range []struct {
 		name    string
 		waiting int
@@ -73,15 +64,8 @@ func TestOnlyADryLaneFreeOfItsOwnBoundsIsNotedStarved(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			b := newBudget(1000, 1<<30)
 			proc := ProcessorFunc(func(context.Context, *kgo.Record) error { return nil })
-			deps := laneDeps{proc: proc, streamProc: proc, budget: b, router: newRouter(&cfg), fetch: nopPauser{},
-				sem: make(chan struct{}, 4), metrics: m.topic("t"), sourceMetrics: m.topic("t"), watch: nopWatch{}, workCtx: context.Background()}
-			l := newLane(lc, deps, laneRole{source: "t"}, "t", 0, 1, nil, nil)
-			defer func() {
-				l.beginClose(false)
-				l.freeze(4096)
-				l.cancel()
-				l.wg.Wait()
-			}()
+			l, end := testLane(t, "t", laneRole{source: "t"}, laneConfig{workers: 4, maxRecs: 100, maxBytes: 1 << 30, maxSpan: 1 << 20}, proc, b, nil)
+			defer end()
 			l.mu.Lock()
 			l.pending.n = tc.waiting // what the lane's stream holds is all dry reads
 			l.holding = tc.holding

@@ -2,41 +2,23 @@ package ordo
 
 import (
 	"context"
-	"log/slog"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
-
-type nopPauser struct{}
-
-func (nopPauser) PauseFetchPartitions(map[string][]int32) map[string][]int32 { return nil }
-func (nopPauser) ResumeFetchPartitions(map[string][]int32)                   {}
-
-type nopWatch struct{}
-
-func (nopWatch) enter() {}
-func (nopWatch) leave() {}
 
 // BenchmarkLaneStream measures what the engine adds per record, without a
 // broker: batches of records are added to one lane whose processor only
 // counts, until the lane's watermark passes them all (the in-order stream
 // runner, the tracker, the budget).
 func BenchmarkLaneStream(b *testing.B) {
-	cfg := Config{Group: "g", Logger: slog.New(slog.DiscardHandler)}.withDefaults()
 	var seen atomic.Int64
 	chain := ProcessorFunc(func(context.Context, *kgo.Record) error { seen.Add(1); return nil })
-	proc := Recover(chain)
-	lc := &laneConfig{group: "g", ordering: OrderKey, workers: 4, maxRecs: 1 << 30, maxBytes: 1 << 40, maxSpan: 1_000_000,
-		mapCap: capacityFor(4096), clock: cfg.Clock, log: cfg.Logger, chunk: streamChunk}
-	m, _ := newMetrics(prometheus.NewRegistry(), &Consumer{cfg: cfg})
-	deps := laneDeps{proc: proc, streamProc: chain, budget: newBudget(1<<30, 1<<40), router: newRouter(&cfg), fetch: nopPauser{},
-		sem: make(chan struct{}, 256), metrics: m.topic("t"), sourceMetrics: m.topic("t"), watch: nopWatch{}, workCtx: context.Background()}
-	l := newLane(lc, deps, laneRole{source: "t"}, "t", 0, 1, nil, nil)
+	l, end := testLane(b, "t", laneRole{source: "t"}, laneConfig{workers: 4, maxRecs: 1 << 30, maxBytes: 1 << 40, maxSpan: 1_000_000},
+		chain, newBudget(1<<30, 1<<40), nil)
 	const batch = 1000
 	recs := make([]*kgo.Record, 0, b.N+batch)
 	for i := range b.N + batch {
@@ -67,8 +49,5 @@ func BenchmarkLaneStream(b *testing.B) {
 		time.Sleep(10 * time.Microsecond)
 	}
 	b.StopTimer()
-	l.beginClose(false)
-	l.freeze(4096)
-	l.cancel()
-	l.wg.Wait()
+	end()
 }

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -25,29 +24,18 @@ func (f *countingFencer) Fence(context.Context, string, string, int32) (int64, e
 // test, and a way to end it.
 func refenceLane(t *testing.T, f Fencer, owns func() (bool, error)) (*lane, func()) {
 	t.Helper()
-	cfg := Config{Group: "g", Logger: slog.New(slog.DiscardHandler)}.withDefaults()
 	chain := ProcessorFunc(func(context.Context, *kgo.Record) error { return nil })
-	lc := &laneConfig{group: "g", ordering: OrderKey, workers: 1, maxRecs: 100, maxBytes: 1 << 20, maxSpan: 1000,
-		mapCap: capacityFor(4096), clock: cfg.Clock, log: cfg.Logger, chunk: streamChunk}
-	m, err := newMetrics(prometheus.NewRegistry(), &Consumer{cfg: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	deps := laneDeps{proc: Recover(chain), streamProc: chain, budget: newBudget(1000, 1<<20), router: newRouter(&cfg), fetch: nopPauser{},
-		sem: make(chan struct{}, 4), metrics: m.topic("t"), sourceMetrics: m.topic("t"), watch: nopWatch{}, workCtx: context.Background(),
-		fencer: f, owns: func(context.Context, string, int32) (bool, error) { return owns() }}
-	l := newLane(lc, deps, laneRole{source: "t"}, "t", 0, 1, nil, nil)
+	l, end := testLane(t, "t", laneRole{source: "t"}, laneConfig{workers: 1, maxRecs: 100, maxBytes: 1 << 20, maxSpan: 1000},
+		chain, newBudget(1000, 1<<20), func(d *laneDeps) {
+			d.fencer = f
+			d.owns = func(context.Context, string, int32) (bool, error) { return owns() }
+		})
 	select {
 	case <-l.fenced:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the lane took no token")
 	}
-	return l, func() {
-		l.beginClose(false)
-		l.freeze(4096)
-		l.cancel()
-		l.wg.Wait()
-	}
+	return l, end
 }
 
 // TestRefenceTakesATokenOnlyWhenTheCoordinatorSaysOwned: a lane whose write

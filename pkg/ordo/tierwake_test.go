@@ -2,13 +2,11 @@ package ordo
 
 import (
 	"context"
-	"log/slog"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -19,24 +17,11 @@ import (
 // record that ran, on a lane whose whole work is a record now and then.
 func TestATierWakesAWorkerPerDueRecord(t *testing.T) {
 	const n, workers = 100, 16
-	cfg := Config{Group: "g", Logger: slog.New(slog.DiscardHandler)}.withDefaults()
 	var calls atomic.Int64
 	proc := ProcessorFunc(func(context.Context, *kgo.Record) error { calls.Add(1); return nil })
-	lc := &laneConfig{group: "g", ordering: OrderKey, workers: workers, maxRecs: 10_000, maxBytes: 1 << 30, maxSpan: 1 << 20,
-		mapCap: capacityFor(4096), clock: cfg.Clock, log: cfg.Logger, chunk: streamChunk}
-	m, err := newMetrics(prometheus.NewRegistry(), &Consumer{cfg: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	deps := laneDeps{proc: Recover(proc), streamProc: proc, budget: newBudget(1<<20, 1<<30), router: newRouter(&cfg), fetch: nopPauser{},
-		sem: make(chan struct{}, 64), metrics: m.topic("t.g.retry.1"), sourceMetrics: m.topic("t"), watch: nopWatch{}, workCtx: context.Background()}
-	l := newLane(lc, deps, laneRole{tier: 1, source: "t"}, "t.g.retry.1", 0, 1, nil, nil)
-	defer func() {
-		l.beginClose(false)
-		l.freeze(4096)
-		l.cancel()
-		l.wg.Wait()
-	}()
+	l, end := testLane(t, "t.g.retry.1", laneRole{tier: 1, source: "t"}, laneConfig{workers: workers, maxRecs: 10_000, maxBytes: 1 << 30, maxSpan: 1 << 20},
+		proc, newBudget(1<<20, 1<<30), func(d *laneDeps) { d.sem = make(chan struct{}, 64) })
+	defer end()
 	// Every worker waits before the records come.
 	waitFor(t, 5*time.Second, "the workers waiting", func() bool {
 		l.mu.Lock()
